@@ -1,0 +1,13 @@
+"""statsmodels_glmm: generalized linear mixed models by maximum likelihood.
+
+lme4's ``glmer`` for Python: PIRLS for the conditional modes, then the Laplace
+approximation (nAGQ=1), adaptive Gauss-Hermite quadrature (nAGQ>1) or the
+nAGQ=0 shortcut, hosted in statsmodels' model and results classes.
+"""
+
+from . import datasets
+from .model import GLMM, glmer
+from .results import GLMMResults
+
+__all__ = ["GLMM", "GLMMResults", "datasets", "glmer"]
+__version__ = "0.1.0"

@@ -1,0 +1,754 @@
+"""Generalized linear mixed models fitted by maximum likelihood.
+
+The model is
+
+    y | u ~ family(μ),  g(μ) = offset + X β + Z Λ_θ u,  u ~ N(0, I_q),
+
+so the random effects b = Λ_θ u have covariance Λ_θ Λ_θ' (times σ² for the
+linear mixed model). The marginal likelihood is approximated, at the conditional
+modes û found by PIRLS, by
+
+- ``nAGQ=1``: the Laplace approximation,
+  −2ℓ ≈ −2 log p(y | û) + ‖û‖² + log|L|², with L L' = Λ'Z'WZΛ + I;
+- ``nAGQ>1``: adaptive Gauss-Hermite quadrature (one scalar random-effects term);
+- ``nAGQ=0``: the same Laplace expression with β estimated jointly with u by
+  PIRLS, so the optimizer only sees θ (lme4's shortcut).
+
+The default fit is lme4's: a first stage over θ with nAGQ=0, then the final
+stage over (θ, β) started from it. Gaussian with the identity link is the
+linear mixed model, fitted exactly by the profiled (RE)ML criterion of ``lmer``.
+"""
+
+import copy
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+from patsy import EvalEnvironment, PatsyError, dmatrices, dmatrix
+import statsmodels.api as sm
+import statsmodels.base.model as base
+from statsmodels.tools.sm_exceptions import (
+    ConvergenceWarning,
+    HessianInversionWarning,
+)
+
+from .blocked_cholesky import PenalizedSystem
+from .formula_parser import parse_formula
+from .optimizer import bobyqa
+from .pirls import PirlsError, pirls
+from .quadrature import agq_deviance
+from .re_terms import RandomEffects, RandomEffectsTerm, build_random_effects, group_codes
+from .response import Response, family_name, has_dispersion
+
+__all__ = ["GLMM"]
+
+_MAX_NAGQ = 100
+_R_FUNCTIONS = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "np": np}
+
+
+def _caller_namespace(depth):
+    """The variables visible ``depth`` frames up, as a formula evaluation env."""
+    frame = sys._getframe(depth + 1)
+    namespace = dict(_R_FUNCTIONS)
+    namespace.update(frame.f_globals)
+    namespace.update(frame.f_locals)
+    return namespace
+
+
+def _binary_response(frame, column):
+    """Recode a boolean / two-level categorical response to 0/1 (first level = 0)."""
+    values = frame[column]
+    if values.dtype == bool:
+        return values.astype(float)
+    if isinstance(values.dtype, pd.CategoricalDtype) or values.dtype == object or \
+            pd.api.types.is_string_dtype(values.dtype):
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            levels = [lev for lev in values.cat.categories if (values == lev).any()]
+        else:
+            levels = sorted(pd.unique(values.dropna()), key=str)
+        if len(levels) != 2:
+            raise ValueError(
+                f"response {column!r} has {len(levels)} levels {list(levels)}; "
+                "a categorical binomial response needs exactly two"
+            )
+        return (values == levels[1]).astype(float).where(values.notna())
+    return values
+
+
+def _column_or_array(value, frame, what):
+    """A weights/offset argument: a column name or an array aligned with ``frame``."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value not in frame.columns:
+            raise ValueError(f"{what} column {value!r} is not in the data")
+        return frame[value].to_numpy(dtype=float)
+    arr = np.asarray(value, dtype=float)
+    if arr.shape != (len(frame),):
+        raise ValueError(f"{what} has length {arr.size}, expected {len(frame)} (rows of data)")
+    return arr
+
+
+class GLMM(base.LikelihoodModel):
+    """Generalized linear mixed model (lme4's ``glmer``).
+
+    Parameters
+    ----------
+    endog : array_like
+        Response: 0/1 or proportions, a two-column ``[successes, failures]``
+        array (binomial), counts (Poisson) or positive values.
+    exog : array_like
+        Fixed-effects design matrix X.
+    random_effects : re_terms.RandomEffects, optional
+        The random-effects terms. Alternatively give ``groups`` (and
+        ``exog_re``) for a single term.
+    family : statsmodels family, optional
+        Default ``Binomial()``. Never modified; a copy is kept.
+    offset, weights : array_like, optional
+        Offset on the linear-predictor scale; prior weights (as lme4's
+        ``weights``: binomial trials for proportions, precision weights
+        otherwise).
+    groups : array_like, optional
+        Grouping factor of a single random-effects term.
+    exog_re : array_like, optional
+        Covariates of that term (default: a random intercept).
+    missing : str
+        ``"none"`` or ``"raise"`` for array input; formula input drops
+        incomplete rows by default (see :meth:`from_formula`).
+
+    Notes
+    -----
+    Use :func:`statsmodels_glmm.glmer` or :meth:`from_formula` for lme4's formula
+    syntax. The parameters are θ (relative covariance factors, lme4's order and
+    parameterization), β, and for Gamma, inverse Gaussian and Gaussian with a
+    non-identity link the dispersion φ, estimated by maximum likelihood.
+    """
+
+    _formula_max_endog = 2
+
+    def __init__(self, endog, exog, random_effects=None, family=None, offset=None,
+                 weights=None, groups=None, exog_re=None, missing="none", **kwargs):
+        self.parsed_formula = kwargs.pop("parsed_formula", None)
+        endog_label = kwargs.pop("endog_label", None)
+        super().__init__(endog, exog, missing=missing, **kwargs)
+        if random_effects is None:
+            random_effects = self._single_term(groups, exog_re)
+        elif not isinstance(random_effects, RandomEffects):
+            raise TypeError("random_effects must be a RandomEffects instance")
+        if family is None:
+            family = sm.families.Binomial()
+        self.family = copy.deepcopy(family)
+        family_name(self.family)
+        self.random_effects = random_effects
+        self.endog_label = endog_label or (
+            self.endog_names if isinstance(self.endog_names, str) else "y")
+        self.response = Response(self.family, self.endog, weights, offset, self.endog_label)
+        self.offset = self.response.offset
+        self.weights = None if weights is None else self.response.prior_weights
+        self.exog = np.asarray(self.exog, dtype=float)
+        self._check_design()
+        self.system = PenalizedSystem(random_effects)
+        self.is_lmm = (family_name(self.family) == "gaussian"
+                       and type(self.family.link).__name__ == "Identity")
+        self.k_fe = self.exog.shape[1]
+        self.k_theta = random_effects.n_theta
+        self.has_dispersion = has_dispersion(self.family)
+        self.nobs = float(self.response.nobs)
+        self.k_extra = self.k_theta + int(self.has_dispersion)
+        self.df_model = self.k_fe - 1
+        self.df_resid = self.nobs - self.k_fe - self.k_extra
+        self._init_keys.extend(["random_effects", "family", "offset", "weights"])
+
+    # -- construction -----------------------------------------------------------
+    def _single_term(self, groups, exog_re):
+        if groups is None:
+            raise ValueError("a GLMM needs random effects: pass random_effects or groups")
+        groups = pd.Series(np.asarray(groups))
+        n = len(groups)
+        if exog_re is None:
+            z, cnames = np.ones((n, 1)), ["(Intercept)"]
+        else:
+            z = np.asarray(exog_re, dtype=float).reshape(n, -1)
+            cnames = list(getattr(exog_re, "columns", [f"z{i}" for i in range(z.shape[1])]))
+        refs, levels = group_codes(pd.DataFrame({"group": groups}), ("group",))
+        term = RandomEffectsTerm("group", cnames, "custom", refs, levels, z, ("group",))
+        return RandomEffects([term])
+
+    def _check_design(self):
+        X = self.exog
+        n = self.response.nobs
+        if X.ndim != 2 or X.shape[0] != n:
+            raise ValueError(f"exog must have {n} rows")
+        if not np.all(np.isfinite(X)):
+            raise ValueError("the fixed-effects design has non-finite values")
+        if X.shape[1] and np.linalg.matrix_rank(X) < X.shape[1]:
+            raise ValueError(
+                "the fixed-effects design is rank deficient; drop one of the collinear "
+                f"columns among {list(self.exog_names)}"
+            )
+        for term in self.random_effects.terms:
+            if term.n_levels < 2:
+                raise ValueError(
+                    f"grouping factor {term.group_name!r} has {term.n_levels} level; "
+                    "a random effect needs at least two"
+                )
+            if term.n_re > n:
+                raise ValueError(
+                    f"term ({term.expr} | {term.group_name}) has {term.n_re} random "
+                    f"effects for {n} observations; the model is not identifiable"
+                )
+
+    @classmethod
+    def from_formula(cls, formula, data, family=None, subset=None, weights=None,
+                     offset=None, missing="drop", eval_env=None, **kwargs):
+        """Create a GLMM from an lme4-style formula.
+
+        Parameters
+        ----------
+        formula : str
+            ``"y ~ x + (1 + x | g)"``; see :mod:`statsmodels_glmm.formula_parser`
+            for the random-effects syntax, and ``cbind(successes, failures)``
+            for a binomial response.
+        data : pandas.DataFrame
+            Not modified.
+        family : statsmodels family, optional
+        subset : array_like, optional
+            Boolean mask or index labels of the rows to use.
+        weights, offset : str or array_like, optional
+            Column names or arrays (one value per row of ``data``).
+            ``offset(...)`` terms in the formula are added to ``offset``.
+        missing : {"drop", "raise"}
+            Rows with a missing value in any variable of the model (response,
+            fixed or random covariates, grouping factors, weights, offset) are
+            dropped, or an error is raised.
+        eval_env : dict, optional
+            Namespace for functions in the formula (default: the caller's).
+
+        Returns
+        -------
+        GLMM
+        """
+        if missing not in ("drop", "raise", "none"):
+            raise ValueError("missing must be 'drop' or 'raise'")
+        if not isinstance(data, pd.DataFrame):
+            data = pd.DataFrame(data)
+        if eval_env is None:
+            eval_env = _caller_namespace(1)
+        parsed = parse_formula(formula)
+        if not parsed.bars:
+            raise PatsyError(
+                f"formula {formula!r} has no random-effects term like (1 | g); "
+                "for a model without random effects use statsmodels GLM"
+            )
+        frame = data if subset is None else data.loc[subset]
+        frame = frame.copy()
+        frame.columns = [str(c) for c in frame.columns]
+        if parsed.cbind is None and parsed.lhs in frame.columns:
+            frame[parsed.lhs] = _binary_response(frame, parsed.lhs)
+        extra = {"weights": _column_or_array(weights, frame, "weights"),
+                 "offset": _column_or_array(offset, frame, "offset")}
+        frame = cls._complete_cases(frame, parsed, extra, missing, eval_env)
+        if len(frame) == 0:
+            raise ValueError("no observations left after removing rows with missing values")
+        keep = frame.index
+        env = EvalEnvironment([eval_env])
+        re = build_random_effects(parsed.bars, frame)
+        total_offset = np.zeros(len(frame))
+        if extra["offset"] is not None:
+            total_offset += extra["offset"][frame["__row__"].to_numpy()]
+        for expr in parsed.offsets:
+            total_offset += np.asarray(
+                dmatrix(f"0 + I({expr})", frame, eval_env=env, NA_action="raise")
+            ).ravel()
+        prior = None if extra["weights"] is None else extra["weights"][frame["__row__"].to_numpy()]
+        endog_label = parsed.lhs
+        frame = frame.drop(columns="__row__")
+        # statsmodels evaluates the fixed part, so the model gets formula names,
+        # model_spec (predict, wald_test_terms) and pickling support.
+        mod = super().from_formula(
+            parsed.fixed_formula, frame, family=family, random_effects=re,
+            offset=total_offset, weights=prior, missing="none",
+            parsed_formula=parsed, endog_label=endog_label,
+            eval_env=eval_env, **kwargs)
+        mod.formula_full = formula
+        mod.row_labels = keep
+        return mod
+
+    @staticmethod
+    def _complete_cases(frame, parsed, extra, missing, eval_env):
+        """Restrict to rows where every variable of the model is observed."""
+        na_action = "raise" if missing == "raise" else "drop"
+        env = EvalEnvironment([eval_env])
+        frame = frame.assign(__row__=np.arange(len(frame)))
+        ok = pd.Series(True, index=frame.index)
+        pieces = [parsed.fixed_formula] + [f"0 + I({e})" for e in parsed.offsets]
+        try:
+            for i, piece in enumerate(pieces):
+                if i == 0:
+                    lhs, rhs = dmatrices(piece, frame, eval_env=env, NA_action=na_action,
+                                         return_type="dataframe")
+                    used = rhs.index
+                else:
+                    used = dmatrix(piece, frame, eval_env=env, NA_action=na_action,
+                                   return_type="dataframe").index
+                ok &= frame.index.isin(used)
+            for bar in parsed.bars:
+                used = dmatrix(bar.expr, frame, eval_env=env, NA_action=na_action,
+                               return_type="dataframe").index
+                ok &= frame.index.isin(used)
+                for name in bar.factors:
+                    if name not in frame.columns:
+                        raise PatsyError(
+                            f"grouping factor {name!r} in {bar} is not a column of the data")
+                    ok &= frame[name].notna()
+        except PatsyError as exc:
+            if missing == "raise" and "missing values" in str(exc):
+                raise ValueError(f"missing values in the model variables: {exc}") from None
+            raise
+        for what, arr in extra.items():
+            if arr is not None:
+                finite = np.isfinite(arr)
+                if missing == "raise" and not finite.all():
+                    raise ValueError(f"{what} has missing values")
+                ok &= finite
+        if missing == "raise" and not ok.all():
+            raise ValueError("missing values in the grouping factors")
+        return frame[ok.to_numpy()]
+
+    # -- the deviance ---------------------------------------------------------------
+    def _theta_layout(self):
+        k = self.k_theta
+        d = int(self.has_dispersion)
+        return slice(0, k), (slice(k, k + d) if d else None), slice(k + d, None)
+
+    def _split(self, params):
+        """Optimizer vector → (θ, φ, β); φ enters as log φ."""
+        t, d, b = self._theta_layout()
+        phi = float(np.exp(params[d][0])) if d is not None else 1.0
+        return params[t], phi, params[b]
+
+    def _check_nagq(self, nAGQ):
+        if not isinstance(nAGQ, (int, np.integer)) or isinstance(nAGQ, bool) or nAGQ < 0:
+            raise ValueError(f"nAGQ must be a non-negative integer, got {nAGQ!r}")
+        if nAGQ > _MAX_NAGQ:
+            raise ValueError(f"nAGQ must be at most {_MAX_NAGQ}, got {nAGQ}")
+        if nAGQ > 1:
+            terms = self.random_effects.terms
+            if len(terms) != 1 or terms[0].n_cov != 1:
+                raise ValueError(
+                    "nAGQ > 1 needs a single scalar random-effects term such as (1 | g); "
+                    f"this model has {', '.join(f'({t.expr} | {t.group_name})' for t in terms)}"
+                )
+
+    def pirls(self, theta, beta=None, phi=1.0, u0=None, tol=1e-12):
+        """Conditional modes at (θ, β): PIRLS with β fixed, or jointly if β is None.
+
+        Parameters
+        ----------
+        theta : array_like
+            Relative covariance parameters (lme4's θ, see ``theta_names``).
+        beta : array_like, optional
+            Fixed effects; when omitted they are estimated jointly with u
+            (the nAGQ=0 iteration), starting from a GLM fit.
+        phi : float
+            Dispersion (1 for binomial and Poisson).
+        u0 : array_like, optional
+            Starting value of the spherical random effects (default 0).
+
+        Returns
+        -------
+        pirls.PirlsResult
+            ``u``, ``beta``, ``eta``, ``mu``, the factor ``L`` and ``laplace()``.
+        """
+        theta = np.asarray(theta, dtype=float)
+        if theta.shape != (self.k_theta,):
+            raise ValueError(f"theta must have {self.k_theta} elements")
+        scaled = self.random_effects.scaled_covariates(theta)
+        u0 = np.zeros(self.random_effects.n_re) if u0 is None else np.asarray(u0, float)
+        if beta is None:
+            return pirls(self.response, self.random_effects, self.system, scaled,
+                         self.offset, u0, phi, X=self.exog, beta0=self._glm_start()[0],
+                         tol=tol)
+        beta = np.asarray(beta, dtype=float)
+        return pirls(self.response, self.random_effects, self.system, scaled,
+                     self.offset + self.exog @ beta, u0, phi, beta=beta, tol=tol)
+
+    def deviance(self, theta, beta=None, nAGQ=1, phi=1.0, u0=None):
+        """−2 × the approximate marginal log-likelihood at the given parameters.
+
+        Parameters
+        ----------
+        theta, beta, phi, u0
+            As in :meth:`pirls`. With ``nAGQ=0`` (or ``beta=None``) β is
+            estimated jointly with u.
+        nAGQ : int
+            0 or 1 (Laplace) or the number of adaptive Gauss-Hermite points.
+
+        Returns
+        -------
+        float
+            The exact value with every normalizing constant, comparable
+            across nAGQ and with a GLM's −2 log-likelihood.
+        """
+        self._check_nagq(nAGQ)
+        modes = self.pirls(theta, None if nAGQ == 0 else beta, phi, u0)
+        return self._approximation(modes, theta, nAGQ, phi)
+
+    def _approximation(self, modes, theta, nAGQ, phi):
+        if nAGQ <= 1:
+            return modes.laplace()
+        scaled = self.random_effects.scaled_covariates(theta)
+        return agq_deviance(self.response, self.random_effects, scaled,
+                            self.offset + self.exog @ modes.beta, modes, nAGQ, phi)
+
+    def _glm_start(self):
+        """β and dispersion of the GLM without random effects (cached)."""
+        if getattr(self, "_glm_start_cache", None) is None:
+            resp = self.response
+            glm = sm.GLM(resp.y, self.exog, family=copy.deepcopy(self.family),
+                         offset=self.offset, var_weights=resp.weights)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    res = glm.fit(start_params=None)
+                    beta, scale = res.params, res.scale
+                except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+                    beta, scale = np.zeros(self.k_fe), 1.0
+            if not np.all(np.isfinite(beta)):
+                beta = np.zeros(self.k_fe)
+            self._glm_start_cache = (np.asarray(beta), float(scale) if np.isfinite(scale) else 1.0)
+        return self._glm_start_cache
+
+    # -- fitting -----------------------------------------------------------------------
+    def fit(self, nAGQ=1, start=None, reml=False, cov_type=None, maxfun=10000,
+            nAGQ0_init=True, boundary_tol=1e-5, calc_hessian=True, **kwargs):
+        """Fit by maximum likelihood (or REML for the linear mixed model).
+
+        Parameters
+        ----------
+        nAGQ : int
+            0 (β by PIRLS, optimizer over θ only), 1 (Laplace, default) or the
+            number of adaptive Gauss-Hermite points (one scalar term only).
+        start : dict, optional
+            ``{"theta": ..., "beta": ..., "phi": ...}`` starting values.
+        reml : bool
+            REML instead of ML; only for the linear mixed model (Gaussian,
+            identity link).
+        cov_type : {"hessian", "conditional"}, optional
+            Covariance of β̂: ``"hessian"`` (lme4's default for nAGQ ≥ 1: the β
+            block of 2 H⁻¹ from a finite-difference Hessian of the deviance over
+            all parameters) or ``"conditional"`` (from the PIRLS factor at the
+            optimum, conditional on θ; the default for nAGQ=0 and for the LMM).
+        maxfun : int
+            Maximum number of deviance evaluations per optimizer stage.
+        nAGQ0_init : bool
+            Start the nAGQ ≥ 1 fit from an nAGQ=0 fit, as lme4 does.
+        boundary_tol : float
+            θ diagonal elements within this distance of 0 are tried at 0.
+        calc_hessian : bool
+            Compute the Hessian (needed for ``cov_type="hessian"``).
+
+        Returns
+        -------
+        GLMMResultsWrapper
+        """
+        from .results import GLMMResults, GLMMResultsWrapper
+
+        if kwargs:
+            raise TypeError(f"unexpected keyword arguments: {', '.join(kwargs)}")
+        self._check_nagq(nAGQ)
+        if reml and not self.is_lmm:
+            raise ValueError("reml=True needs the Gaussian family with the identity link")
+        if cov_type not in (None, "hessian", "conditional"):
+            raise ValueError("cov_type must be 'hessian' or 'conditional'")
+        start = dict(start or {})
+        unknown = set(start) - {"theta", "beta", "phi"}
+        if unknown:
+            raise ValueError(f"unknown start values: {', '.join(sorted(unknown))}")
+        if self.is_lmm:
+            fit = self._fit_lmm(reml, start, maxfun, boundary_tol)
+        else:
+            fit = self._fit_glmm(nAGQ, start, maxfun, nAGQ0_init, boundary_tol,
+                                 cov_type, calc_hessian)
+        fit["reml"] = reml
+        results = GLMMResults(self, fit)
+        return GLMMResultsWrapper(results)
+
+    def _theta_start(self, start):
+        theta = start.get("theta")
+        if theta is None:
+            return self.random_effects.theta_start()
+        theta = np.asarray(theta, dtype=float)
+        if theta.shape != (self.k_theta,):
+            raise ValueError(f"start['theta'] must have {self.k_theta} elements")
+        return theta
+
+    def _fit_glmm(self, nAGQ, start, maxfun, nAGQ0_init, boundary_tol, cov_type,
+                  calc_hessian):
+        re = self.random_effects
+        lower_theta = re.theta_lower()
+        beta_glm, scale_glm = self._glm_start()
+        beta0 = np.asarray(start.get("beta", beta_glm), dtype=float)
+        if beta0.shape != (self.k_fe,):
+            raise ValueError(f"start['beta'] must have {self.k_fe} elements")
+        log_phi0 = np.log(start.get("phi", scale_glm)) if self.has_dispersion else None
+        theta0 = self._theta_start(start)
+        extra = [] if log_phi0 is None else [log_phi0]
+        extra_lower = [-np.inf] * len(extra)
+        u_zero = np.zeros(re.n_re)
+        history = {"stage1_nfev": 0, "stage2_nfev": 0}
+
+        def stage1_objective(p):
+            theta, phi, _ = self._split(np.concatenate([p, beta0]))
+            scaled = re.scaled_covariates(theta)
+            modes = pirls(self.response, re, self.system, scaled, self.offset, u_zero,
+                          phi, X=self.exog, beta0=beta0)
+            return modes.laplace()
+
+        p1 = np.concatenate([theta0, extra])
+        opt1 = None
+        if nAGQ == 0 or nAGQ0_init:
+            opt1 = bobyqa(stage1_objective, p1, np.concatenate([lower_theta, extra_lower]),
+                          np.full(p1.size, 0.2), maxeval=maxfun)
+            history["stage1_nfev"] = opt1.nfev
+            p1 = opt1.x
+        theta1, phi1, _ = self._split(np.concatenate([p1, beta0]))
+        if nAGQ == 0:
+            theta1 = self._boundary(theta1, lambda t: stage1_objective(
+                np.concatenate([t, p1[self.k_theta:]])), boundary_tol)
+            p1 = np.concatenate([theta1, p1[self.k_theta:]])
+            modes = self.pirls(theta1, None, phi1)
+            params = np.concatenate([p1, modes.beta])
+            opt = opt1
+            deviance = modes.laplace()
+        else:
+            if opt1 is not None:
+                modes1 = pirls(self.response, re, self.system, re.scaled_covariates(theta1),
+                               self.offset, u_zero, phi1, X=self.exog, beta0=beta0)
+                beta1, u_store = modes1.beta, modes1.u
+            else:
+                beta1, u_store = beta0, u_zero
+            se1 = self._conditional_se(theta1, beta1, phi1, u_store)
+            stage2 = self._stage2_objective(nAGQ, u_store)
+            p2 = np.concatenate([p1, beta1])
+            lower2 = np.concatenate([lower_theta, extra_lower, np.full(self.k_fe, -np.inf)])
+            steps = np.concatenate([
+                np.full(self.k_theta, 0.1), np.full(len(extra), 0.1),
+                0.2 * np.minimum(se1, 10.0)])
+            opt = bobyqa(stage2, p2, lower2, steps, maxeval=maxfun)
+            history["stage2_nfev"] = opt.nfev
+            params = opt.x.copy()
+            k = self.k_theta
+            params[:k] = self._boundary(params[:k], lambda t: stage2(
+                np.concatenate([t, params[k:]])), boundary_tol)
+            theta, phi, beta = self._split(params)
+            modes = self.pirls(theta, beta, phi, u_store)
+            deviance = self._approximation(modes, theta, nAGQ, phi)
+        theta, phi, beta = self._split(params)
+        if not opt.converged:
+            warnings.warn(f"the optimizer did not converge: {opt.message} after "
+                          f"{opt.nfev} evaluations", ConvergenceWarning, stacklevel=3)
+        fit = {
+            "theta": theta, "beta": beta, "phi": phi, "modes": modes, "deviance": deviance,
+            "nAGQ": nAGQ, "optimizer": opt, "history": history, "params_full": params,
+            "hessian": None,
+        }
+        use_hessian = nAGQ >= 1 and calc_hessian and cov_type != "conditional"
+        if use_hessian:
+            fit["hessian"] = self._numerical_hessian(self._stage2_objective(nAGQ, modes.u),
+                                                     params)
+        fit["vcov_conditional"] = self._conditional_vcov(theta, beta, phi, modes.u)
+        fit["vcov"], fit["cov_type"] = self._choose_vcov(fit, use_hessian)
+        return fit
+
+    def _stage2_objective(self, nAGQ, u_store):
+        re = self.random_effects
+
+        def objective(p):
+            theta, phi, beta = self._split(p)
+            scaled = re.scaled_covariates(theta)
+            offset = self.offset + self.exog @ beta
+            modes = pirls(self.response, re, self.system, scaled, offset, u_store, phi,
+                          beta=beta)
+            if nAGQ <= 1:
+                return modes.laplace()
+            return agq_deviance(self.response, re, scaled, offset, modes, nAGQ, phi)
+
+        return objective
+
+    def _boundary(self, theta, objective, tol):
+        """Set θ diagonal elements within ``tol`` of 0 to 0 when that is no worse."""
+        lower = self.random_effects.theta_lower()
+        near = np.flatnonzero((lower == 0) & (theta > 0) & (theta < tol))
+        if near.size == 0:
+            return theta
+        trial = theta.copy()
+        trial[near] = 0.0
+        try:
+            if objective(trial) <= objective(theta):
+                return trial
+        except (ArithmeticError, RuntimeError):
+            pass
+        return theta
+
+    def _joint_factor(self, theta, phi, u, beta):
+        """Blocked factor including the X border, at the given modes."""
+        scaled = self.random_effects.scaled_covariates(theta)
+        eta = self.offset + self.exog @ beta + self.random_effects.linear_predictor(scaled, u)
+        mu = self.response.mu(eta)
+        w = self.response.working_weights(eta, mu, phi)
+        factor, _ = self.system.factor(scaled, w, self.exog)
+        return factor
+
+    def _conditional_vcov(self, theta, beta, phi, u):
+        """(R_X' R_X)⁻¹: the covariance of β̂ conditional on θ (lme4's RX vcov)."""
+        factor = self._joint_factor(theta, phi, u, beta)
+        RX = factor.diag[-1].L
+        inv = np.linalg.inv(RX)
+        return inv.T @ inv
+
+    def _conditional_se(self, theta, beta, phi, u):
+        try:
+            return np.sqrt(np.diag(self._conditional_vcov(theta, beta, phi, u)))
+        except np.linalg.LinAlgError:
+            return np.ones(self.k_fe)
+
+    @staticmethod
+    def _numerical_hessian(fun, x, step=1e-4):
+        """Central finite-difference Hessian (lme4's ``deriv12`` scheme)."""
+        k = x.size
+        f0 = fun(x)
+        H = np.empty((k, k))
+        fp = np.empty(k)
+        fm = np.empty(k)
+        for i in range(k):
+            e = np.zeros(k)
+            e[i] = step
+            fp[i], fm[i] = fun(x + e), fun(x - e)
+            H[i, i] = (fp[i] - 2 * f0 + fm[i]) / step ** 2
+        for i in range(k):
+            for j in range(i):
+                ei = np.zeros(k)
+                ej = np.zeros(k)
+                ei[i] = step
+                ej[j] = step
+                val = (fun(x + ei + ej) - fun(x + ei - ej) - fun(x - ei + ej)
+                       + fun(x - ei - ej)) / (4 * step ** 2)
+                H[i, j] = H[j, i] = val
+        return H
+
+    def _choose_vcov(self, fit, use_hessian):
+        if not use_hessian:
+            return fit["vcov_conditional"], "conditional"
+        H = fit["hessian"]
+        k = self.k_fe
+        try:
+            inv = np.linalg.inv(H)
+            vcov = 2.0 * inv[-k:, -k:]
+            vcov = 0.5 * (vcov + vcov.T)
+            np.linalg.cholesky(vcov)
+            return vcov, "hessian"
+        except np.linalg.LinAlgError:
+            warnings.warn("the finite-difference Hessian is not positive definite; "
+                          "using the conditional covariance of the fixed effects",
+                          HessianInversionWarning, stacklevel=4)
+            return fit["vcov_conditional"], "conditional"
+
+    # -- linear mixed model ----------------------------------------------------------
+    def _lmm_solve(self, theta):
+        """Profiled pieces of the linear mixed model at θ (exact, no iteration)."""
+        re = self.random_effects
+        resp = self.response
+        scaled = re.scaled_covariates(theta)
+        w = resp.weights
+        sqrtw = np.sqrt(w)
+        factor, B = self.system.factor(scaled, w, self.exog)
+        y = resp.y - self.offset
+        sol = factor.solve(self.system.rhs(B, sqrtw, sqrtw * y, self.exog))
+        u = np.concatenate(sol[:-1])
+        beta = sol[-1]
+        resid = y - self.exog @ beta - re.linear_predictor(scaled, u)
+        pwrss = float(np.sum(w * resid ** 2) + u @ u)
+        k = len(re.terms)
+        return factor, u, beta, pwrss, factor.logdet2(range(k)), factor.diag[k].logdet2()
+
+    def _lmm_criterion(self, theta, reml):
+        _, _, _, pwrss, ld_L, ld_RX = self._lmm_solve(theta)
+        n = self.nobs
+        p = self.k_fe
+        log_w = float(np.sum(np.log(self.response.weights[self.response.weights > 0])))
+        if reml:
+            dof = n - p
+            return ld_L + ld_RX + dof * (1 + np.log(2 * np.pi * pwrss / dof)) - log_w
+        return ld_L + n * (1 + np.log(2 * np.pi * pwrss / n)) - log_w
+
+    def _fit_lmm(self, reml, start, maxfun, boundary_tol):
+        theta0 = self._theta_start(start)
+        lower = self.random_effects.theta_lower()
+        opt = bobyqa(lambda t: self._lmm_criterion(t, reml), theta0, lower,
+                     np.full(theta0.size, 0.2), maxeval=maxfun)
+        theta = self._boundary(opt.x, lambda t: self._lmm_criterion(t, reml), boundary_tol)
+        factor, u, beta, pwrss, _, _ = self._lmm_solve(theta)
+        sigma2 = pwrss / (self.nobs - self.k_fe if reml else self.nobs)
+        RXinv = np.linalg.inv(factor.diag[-1].L)
+        vcov = sigma2 * RXinv.T @ RXinv
+        scaled = self.random_effects.scaled_covariates(theta)
+        eta = self.offset + self.exog @ beta + self.random_effects.linear_predictor(scaled, u)
+        mu = eta
+        modes = _LmmModes(u, beta, eta, mu, factor,
+                          self.response.neg2loglik_obs(mu, sigma2))
+        if not opt.converged:
+            warnings.warn(f"the optimizer did not converge: {opt.message}",
+                          ConvergenceWarning, stacklevel=3)
+        return {
+            "theta": theta, "beta": beta, "phi": sigma2, "modes": modes,
+            "deviance": self._lmm_criterion(theta, reml), "nAGQ": 1, "optimizer": opt,
+            "history": {"stage1_nfev": opt.nfev, "stage2_nfev": 0},
+            "params_full": theta, "hessian": None, "vcov": vcov,
+            "vcov_conditional": vcov, "cov_type": "conditional",
+        }
+
+
+class _LmmModes:
+    """The LMM counterpart of a PIRLS result (same attributes)."""
+
+    def __init__(self, u, beta, eta, mu, factor, neg2ll):
+        self.u, self.beta, self.eta, self.mu = u, beta, eta, mu
+        self.factor, self.neg2ll, self.iterations = factor, neg2ll, 1
+
+
+def glmer(formula, data, family=None, nAGQ=1, weights=None, offset=None, subset=None,
+          missing="drop", start=None, **fit_kwargs):
+    """Fit a GLMM from an lme4-style formula (lme4's ``glmer``).
+
+    Equivalent to ``GLMM.from_formula(formula, data, ...).fit(nAGQ=nAGQ, ...)``.
+
+    Parameters
+    ----------
+    formula : str
+        E.g. ``"cbind(incidence, size - incidence) ~ period + (1 | herd)"``.
+    data : pandas.DataFrame
+    family : statsmodels family, optional
+        Default ``sm.families.Binomial()``. Gaussian with the identity link fits
+        the linear mixed model (ML; ``reml=True`` for REML), as lme4's
+        ``glmer`` hands such calls to ``lmer``.
+    nAGQ : int
+        0, 1 (Laplace) or the number of adaptive Gauss-Hermite points.
+    weights, offset : str or array_like, optional
+        Prior weights and offset (column names or arrays).
+    subset : array_like, optional
+    missing : {"drop", "raise"}
+    start : dict, optional
+        Starting values ``{"theta": ..., "beta": ..., "phi": ...}``.
+    **fit_kwargs
+        Passed to :meth:`GLMM.fit` (``reml``, ``cov_type``, ``maxfun`` ...).
+
+    Returns
+    -------
+    GLMMResultsWrapper
+    """
+    model = GLMM.from_formula(formula, data, family=family, subset=subset, weights=weights,
+                              offset=offset, missing=missing,
+                              eval_env=_caller_namespace(1))
+    return model.fit(nAGQ=nAGQ, start=start, **fit_kwargs)

@@ -1,0 +1,276 @@
+"""Random-effects terms: grouping factors, covariates, and the θ ↔ Λ mapping.
+
+A term ``(expr | g)`` has ``S`` covariates (columns of the model matrix of
+``expr``) and ``ell`` levels of ``g``; it contributes ``q = S * ell`` random
+effects, ordered level-major (all ``S`` effects of level 1, then level 2 ...),
+as in lme4. Its relative covariance factor is a lower-triangular ``S x S``
+matrix ``T`` whose free elements are stored in θ column by column (the
+diagonal element first in each column); Λ is block diagonal with ``ell``
+copies of ``T``. Diagonal elements of ``T`` are bounded below by 0.
+
+Terms are sorted by decreasing number of levels (stable, as lme4 does), so θ
+follows that order, not the formula's.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from patsy import PatsyError, dmatrix
+import scipy.sparse as sp
+
+__all__ = ["RandomEffectsTerm", "RandomEffects", "build_random_effects", "group_codes"]
+
+
+def _level_labels(values):
+    """Sorted unique labels of a column, keeping a categorical's own order."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        used = pd.unique(values.cat.codes[values.cat.codes >= 0])
+        return [values.cat.categories[i] for i in sorted(used)]
+    uniq = pd.unique(values)
+    try:
+        return sorted(uniq)
+    except TypeError:
+        return sorted(uniq, key=str)
+
+
+def group_codes(frame, factors):
+    """Integer codes and labels for the (interaction of) grouping columns.
+
+    Levels are ordered as R orders ``factor(a:b)``: by the first factor's
+    levels, then the second's; levels that do not occur are dropped.
+
+    Returns
+    -------
+    codes : ndarray of intp
+    labels : pandas.Index of str
+    """
+    parts_codes = []
+    parts_labels = []
+    for name in factors:
+        if name not in frame.columns:
+            raise PatsyError(f"grouping factor {name!r} is not a column of the data")
+        column = frame[name]
+        labels = _level_labels(column)
+        mapping = {lab: i for i, lab in enumerate(labels)}
+        parts_codes.append(np.fromiter((mapping[v] for v in column), np.intp, len(column)))
+        parts_labels.append([str(lab) for lab in labels])
+    combined = np.zeros(len(frame), dtype=np.int64)
+    for codes, labels in zip(parts_codes, parts_labels):
+        combined = combined * len(labels) + codes
+    used, codes = np.unique(combined, return_inverse=True)
+    labels = []
+    for key in used:
+        names = []
+        for part in reversed(parts_labels):
+            key, idx = divmod(key, len(part))
+            names.append(part[idx])
+        labels.append(":".join(reversed(names)))
+    return codes.astype(np.intp), pd.Index(labels)
+
+
+@dataclass
+class RandomEffectsTerm:
+    """One random-effects term after evaluation on the data.
+
+    Attributes
+    ----------
+    group_name : str
+        Name of the grouping factor (``"herd"``, ``"a:b"``).
+    cnames : list of str
+        Names of the covariates, ``"(Intercept)"`` for the intercept as lme4.
+    expr : str
+        The covariate formula.
+    refs : ndarray of intp, shape (n,)
+        Level index of each observation.
+    levels : pandas.Index
+        Level labels.
+    z : ndarray, shape (n, S)
+        Covariate values.
+    """
+
+    group_name: str
+    cnames: list
+    expr: str
+    refs: np.ndarray
+    levels: pd.Index
+    z: np.ndarray
+    factors: tuple = ()
+
+    @property
+    def n_cov(self):
+        """S, the number of covariates (random effects per level)."""
+        return self.z.shape[1]
+
+    @property
+    def n_levels(self):
+        return len(self.levels)
+
+    @property
+    def n_re(self):
+        """q = S * ell."""
+        return self.n_cov * self.n_levels
+
+    @property
+    def n_theta(self):
+        s = self.n_cov
+        return s * (s + 1) // 2
+
+    @property
+    def theta_rows_cols(self):
+        """(row, col) of each θ element inside T, column-major lower triangle."""
+        s = self.n_cov
+        return [(r, c) for c in range(s) for r in range(c, s)]
+
+    def theta_start(self):
+        return np.array([1.0 if r == c else 0.0 for r, c in self.theta_rows_cols])
+
+    def theta_lower(self):
+        return np.array([0.0 if r == c else -np.inf for r, c in self.theta_rows_cols])
+
+    def factor(self, theta):
+        """The lower-triangular relative covariance factor T."""
+        s = self.n_cov
+        T = np.zeros((s, s))
+        rows, cols = zip(*self.theta_rows_cols)
+        T[rows, cols] = theta
+        return T
+
+    def sparse_z(self):
+        """Z for this term as an n x q CSR matrix (row i: level refs[i])."""
+        n, s = self.z.shape
+        indptr = np.arange(0, n * s + 1, s)
+        indices = (self.refs[:, None] * s + np.arange(s)).ravel()
+        return sp.csr_matrix((self.z.ravel(), indices, indptr), shape=(n, self.n_re))
+
+    def is_nested_in(self, other):
+        """True if each level of ``self`` lies within one level of ``other``."""
+        first = np.full(self.n_levels, -1, dtype=np.intp)
+        first[self.refs] = other.refs
+        return bool(np.all(first[self.refs] == other.refs))
+
+
+class RandomEffects:
+    """The sorted random-effects terms of a model and their θ layout.
+
+    Parameters
+    ----------
+    terms : list of RandomEffectsTerm
+        In formula order; they are sorted here by decreasing number of levels.
+    """
+
+    def __init__(self, terms):
+        order = sorted(range(len(terms)), key=lambda i: -terms[i].n_levels)
+        self.terms = [terms[i] for i in order]
+        sizes = [t.n_theta for t in self.terms]
+        self.theta_slices = []
+        start = 0
+        for size in sizes:
+            self.theta_slices.append(slice(start, start + size))
+            start += size
+        self.n_theta = start
+        q_sizes = [t.n_re for t in self.terms]
+        self.re_offsets = np.concatenate([[0], np.cumsum(q_sizes)]).astype(np.intp)
+        self.n_re = int(self.re_offsets[-1])
+        # nested[j]: every earlier (larger) term's factor is nested in term j's,
+        # so block (j, j) of L stays block diagonal.
+        self.nested = [
+            all(self.terms[i].is_nested_in(self.terms[j]) for i in range(j))
+            for j in range(len(self.terms))
+        ]
+
+    def __len__(self):
+        return len(self.terms)
+
+    def __iter__(self):
+        return iter(self.terms)
+
+    def theta_start(self):
+        return np.concatenate([t.theta_start() for t in self.terms])
+
+    def theta_lower(self):
+        return np.concatenate([t.theta_lower() for t in self.terms])
+
+    def factors(self, theta):
+        """List of T matrices, one per term."""
+        return [t.factor(theta[s]) for t, s in zip(self.terms, self.theta_slices)]
+
+    def scaled_covariates(self, theta):
+        """Per term, the n x S array z @ T: the nonzeros of the rows of Z Λ."""
+        return [t.z @ T for t, T in zip(self.terms, self.factors(theta))]
+
+    def linear_predictor(self, scaled, u):
+        """Z Λ u, given :meth:`scaled_covariates` and the spherical u."""
+        eta = np.zeros(len(self.terms[0].refs))
+        for term, zt, lo in zip(self.terms, scaled, self.re_offsets):
+            u_term = u[lo:lo + term.n_re].reshape(term.n_levels, term.n_cov)
+            eta += np.einsum("ij,ij->i", zt, u_term[term.refs])
+        return eta
+
+    def relative_factor(self, theta):
+        """Λ as a sparse q x q matrix."""
+        blocks = []
+        for term, T in zip(self.terms, self.factors(theta)):
+            blocks.append(sp.kron(sp.identity(term.n_levels), sp.csr_matrix(T)))
+        return sp.block_diag(blocks, format="csr")
+
+    def sparse_z(self):
+        """Z, n x q, columns in the sorted term order."""
+        return sp.hstack([t.sparse_z() for t in self.terms], format="csr")
+
+    def theta_names(self):
+        """Readable names of the θ elements, e.g. ``herd:(Intercept)``."""
+        names = []
+        for term in self.terms:
+            for r, c in term.theta_rows_cols:
+                if r == c:
+                    names.append(f"{term.group_name}.{term.cnames[r]}")
+                else:
+                    names.append(f"{term.group_name}.{term.cnames[r]}.{term.cnames[c]}")
+        return names
+
+    def covariances(self, theta, scale=1.0):
+        """Per term, the covariance matrix scale * T T' of its random effects."""
+        return [scale * T @ T.T for T in self.factors(theta)]
+
+    def conditional_modes(self, theta, u):
+        """b = Λ u split per term into (ell x S) arrays."""
+        out = []
+        for term, T, lo in zip(self.terms, self.factors(theta), self.re_offsets):
+            u_term = u[lo:lo + term.n_re].reshape(term.n_levels, term.n_cov)
+            out.append(u_term @ T.T)
+        return out
+
+
+def _covariate_matrix(bar, frame):
+    try:
+        mat = dmatrix(bar.expr, frame, NA_action="raise", return_type="dataframe")
+    except PatsyError as exc:
+        raise PatsyError(f"in random-effects term {bar}: {exc}") from None
+    names = ["(Intercept)" if c == "Intercept" else c for c in mat.columns]
+    if mat.shape[1] == 0:
+        raise PatsyError(f"random-effects term {bar} has no covariates")
+    return np.asarray(mat, dtype=float), names
+
+
+def build_random_effects(bars, frame):
+    """Evaluate the bar terms on a complete-case data frame.
+
+    Parameters
+    ----------
+    bars : list of formula_parser.BarTerm
+    frame : pandas.DataFrame
+        Rows already restricted to the observations used in the fit.
+
+    Returns
+    -------
+    RandomEffects
+    """
+    terms = []
+    for bar in bars:
+        z, cnames = _covariate_matrix(bar, frame)
+        refs, levels = group_codes(frame, bar.factors)
+        terms.append(
+            RandomEffectsTerm(bar.group_name, cnames, bar.expr, refs, levels, z, bar.factors)
+        )
+    return RandomEffects(terms)

@@ -1,0 +1,232 @@
+"""The GLMM response: y, binomial trials, prior weights and the family's exact
+conditional log-likelihood.
+
+Every binomial form — 0/1 (or boolean, two-level categorical), a two-column
+``[successes, failures]`` response, or a proportion with ``weights=`` trials —
+is normalised to a proportion ``y``, GLM weights ``w`` (trials times prior
+weights) and R's ``m`` (``n`` trials if any exceeds 1, else the weights), so
+that all three give the same fit and the same log-likelihood, as in R's
+``binomial()$aic``.
+
+The conditional log-likelihood keeps every normalizing constant (binomial
+coefficients, ``log y!``, the Gamma and Gaussian constants). For families with
+a dispersion ``phi`` the prior weights are precision weights (dispersion
+``phi / w``), the GLM convention used by PIRLS; the dispersion is a real
+parameter of the likelihood, not lme4's plug-in estimate.
+"""
+
+import copy
+
+import numpy as np
+from scipy import special
+import statsmodels.genmod.families as fam
+
+__all__ = ["Response", "family_name", "link_name", "has_dispersion"]
+
+_EPS = np.finfo(float).eps
+_ETA_MAX = 700.0
+
+
+def family_name(family):
+    """R's name of the family: binomial, poisson, Gamma, gaussian, inverse.gaussian."""
+    names = {
+        fam.Binomial: "binomial",
+        fam.Poisson: "poisson",
+        fam.Gamma: "Gamma",
+        fam.Gaussian: "gaussian",
+        fam.InverseGaussian: "inverse.gaussian",
+    }
+    for cls, name in names.items():
+        if type(family) is cls:
+            return name
+    raise ValueError(
+        f"family {type(family).__name__} is not supported; use Binomial, Poisson, Gamma, "
+        "Gaussian or InverseGaussian from statsmodels.api.families"
+    )
+
+
+def link_name(link):
+    """R's name of a statsmodels link object."""
+    names = {
+        "Logit": "logit", "Probit": "probit", "CLogLog": "cloglog", "Log": "log",
+        "Identity": "identity", "InversePower": "inverse", "Sqrt": "sqrt",
+        "InverseSquared": "1/mu^2", "Cauchy": "cauchit", "LogLog": "loglog",
+    }
+    return names.get(type(link).__name__, type(link).__name__)
+
+
+def has_dispersion(family):
+    """True for the families whose likelihood has a free dispersion parameter."""
+    return family_name(family) in ("Gamma", "gaussian", "inverse.gaussian")
+
+
+def _as_float(values, what):
+    arr = np.asarray(values)
+    if arr.dtype == bool:
+        return arr.astype(float)
+    try:
+        return arr.astype(float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be numeric, got dtype {arr.dtype}") from None
+
+
+class Response:
+    """Response vector and family callbacks used by PIRLS and the likelihood.
+
+    Parameters
+    ----------
+    family : statsmodels family instance
+        Copied; the caller's object is never modified.
+    endog : array_like, shape (n,) or (n, 2)
+        The response; two columns mean ``[successes, failures]`` (binomial).
+    prior_weights : array_like or None
+    offset : array_like or None
+    endog_name : str
+        Used in error messages.
+    """
+
+    def __init__(self, family, endog, prior_weights=None, offset=None, endog_name="y"):
+        self.family = copy.deepcopy(family)
+        self.name = family_name(self.family)
+        self.link = link_name(self.family.link)
+        y = _as_float(endog, f"response {endog_name!r}")
+        n = y.shape[0]
+        pw = np.ones(n) if prior_weights is None else _as_float(prior_weights, "weights")
+        if pw.shape != (n,):
+            raise ValueError(f"weights has length {pw.size}, expected {n} (one per observation)")
+        if not np.all(np.isfinite(pw)) or np.any(pw < 0):
+            raise ValueError("weights must be finite and non-negative")
+        self.offset = np.zeros(n) if offset is None else _as_float(offset, "offset")
+        if self.offset.shape != (n,):
+            raise ValueError(f"offset has length {self.offset.size}, expected {n}")
+        self.prior_weights = pw
+        if y.ndim == 2:
+            if y.shape[1] != 2 or self.name != "binomial":
+                raise ValueError(
+                    "a two-column response (successes, failures) needs the Binomial family"
+                )
+            successes, failures = y[:, 0], y[:, 1]
+            if np.any(successes < 0) or np.any(failures < 0):
+                raise ValueError(f"response {endog_name!r}: counts must be non-negative")
+            trials = successes + failures
+            with np.errstate(invalid="ignore", divide="ignore"):
+                y = np.where(trials > 0, successes / np.where(trials > 0, trials, 1), 0.0)
+        elif y.ndim == 1:
+            trials = np.ones(n)
+        else:
+            raise ValueError(f"response {endog_name!r} must be one or two columns")
+        self.y = y
+        self.trials = trials
+        self.weights = trials * pw
+        self._check_support(endog_name)
+        if self.name == "binomial":
+            self.m = trials if np.any(trials > 1) else self.weights
+            with np.errstate(invalid="ignore", divide="ignore"):
+                self.binom_mult = np.where(self.m > 0, self.weights / np.where(
+                    self.m > 0, self.m, 1), 0.0)
+            self._binom_k = np.round(self.m * y)
+            self._binom_n = np.round(self.m)
+            self._binom_const = (special.gammaln(self._binom_n + 1)
+                                 - special.gammaln(self._binom_k + 1)
+                                 - special.gammaln(self._binom_n - self._binom_k + 1))
+        elif self.name == "poisson":
+            self._pois_const = special.gammaln(y + 1)
+
+    @property
+    def nobs(self):
+        return self.y.shape[0]
+
+    def _check_support(self, endog_name):
+        y = self.y
+        if not np.all(np.isfinite(y)):
+            raise ValueError(f"response {endog_name!r} has non-finite values")
+        if self.name == "binomial" and (np.any(y < 0) or np.any(y > 1)):
+            raise ValueError(
+                f"binomial response {endog_name!r} must lie in [0, 1] (or use "
+                "cbind(successes, failures) for counts)"
+            )
+        if self.name == "poisson" and np.any(y < 0):
+            raise ValueError(f"Poisson response {endog_name!r} has negative values")
+        if self.name in ("Gamma", "inverse.gaussian") and np.any(y <= 0):
+            raise ValueError(f"{self.name} response {endog_name!r} must be positive")
+
+    # -- mean function -------------------------------------------------------
+    def mu(self, eta):
+        """Inverse link, clamped away from the boundary of the mean's range."""
+        link = self.family.link
+        if self.link == "log":
+            return np.exp(np.minimum(eta, _ETA_MAX))
+        mu = link.inverse(eta)
+        if self.name == "binomial":
+            mu = np.clip(mu, _EPS, 1.0 - _EPS)
+        return mu
+
+    def mu_eta(self, eta):
+        """dμ/dη, floored at machine epsilon in absolute value as R does."""
+        if self.link == "log":
+            return np.exp(np.minimum(eta, _ETA_MAX))
+        d = self.family.link.inverse_deriv(eta)
+        return np.where(np.abs(d) < _EPS, np.where(d < 0, -_EPS, _EPS), d)
+
+    def variance(self, mu):
+        if self.name == "binomial":
+            return np.maximum(mu * (1.0 - mu), _EPS)
+        return self.family.variance(mu)
+
+    def working_weights(self, eta, mu, phi=1.0):
+        """PIRLS (Fisher scoring) weights w μ'(η)² / (φ V(μ))."""
+        d = self.mu_eta(eta)
+        return self.weights * d * d / (phi * self.variance(mu))
+
+    # -- likelihood ------------------------------------------------------------
+    def unit_deviance(self, mu):
+        """Weighted unit deviances w_i d(y_i, μ_i) (their sum is the GLM deviance)."""
+        y, w = self.y, self.weights
+        if self.name == "binomial":
+            return 2 * w * (special.xlogy(y, y / mu) + special.xlogy(1 - y, (1 - y) / (1 - mu)))
+        if self.name == "poisson":
+            return 2 * w * (special.xlogy(y, y / mu) - (y - mu))
+        if self.name == "Gamma":
+            return 2 * w * (-np.log(y / mu) + (y - mu) / mu)
+        if self.name == "inverse.gaussian":
+            return w * (y - mu) ** 2 / (y * mu * mu)
+        return w * (y - mu) ** 2
+
+    def neg2loglik_obs(self, mu, phi=1.0):
+        """−2 log p(y_i | μ_i), with every normalizing constant.
+
+        Binomial follows R's ``binomial()$aic`` weighting rule, so the 0/1,
+        proportion-with-weights and two-column forms agree.
+        """
+        y, w = self.y, self.weights
+        if self.name == "binomial":
+            k, n = self._binom_k, self._binom_n
+            ll = self._binom_const + special.xlogy(k, mu) + special.xlog1py(n - k, -mu)
+            return -2.0 * self.binom_mult * ll
+        if self.name == "poisson":
+            return -2.0 * w * (special.xlogy(y, mu) - mu - self._pois_const)
+        if self.name == "Gamma":
+            shape = w / phi
+            ll = (shape * np.log(shape * y / mu) - shape * y / mu - np.log(y)
+                  - special.gammaln(shape))
+            return -2.0 * np.where(w > 0, ll, 0.0)
+        if self.name == "inverse.gaussian":
+            ll = 0.5 * (np.log(w / (2 * np.pi * phi * y ** 3))
+                        - w * (y - mu) ** 2 / (phi * y * mu * mu))
+            return -2.0 * np.where(w > 0, ll, 0.0)
+        # gaussian
+        ll = -0.5 * (np.log(2 * np.pi * phi / w) + w * (y - mu) ** 2 / phi)
+        return -2.0 * np.where(w > 0, ll, 0.0)
+
+    def start_eta(self):
+        """Starting linear predictor (without offset), R's ``mustart`` rules."""
+        y = self.y
+        if self.name == "binomial":
+            mustart = (self.weights * y + 0.5) / (self.weights + 1)
+        elif self.name == "poisson":
+            mustart = y + 0.1
+        elif self.name == "Gamma" or self.name == "inverse.gaussian":
+            mustart = np.full_like(y, np.average(y, weights=self.weights))
+        else:
+            mustart = y
+        return self.family.link(mustart)
