@@ -341,7 +341,7 @@ class GLMM(base.LikelihoodModel):
                     f"this model has {', '.join(f'({t.expr} | {t.group_name})' for t in terms)}"
                 )
 
-    def pirls(self, theta, beta=None, phi=1.0, u0=None, tol=1e-12):
+    def pirls(self, theta, beta=None, phi=1.0, u0=None, tol=1e-12, information="observed"):
         """Conditional modes at (θ, β): PIRLS with β fixed, or jointly if β is None.
 
         Parameters
@@ -355,6 +355,9 @@ class GLMM(base.LikelihoodModel):
             Dispersion (1 for binomial and Poisson).
         u0 : array_like, optional
             Starting value of the spherical random effects (default 0).
+        information : {"observed", "expected"}
+            Weights of the returned factor L: the observed information (the
+            true Laplace approximation) or lme4's expected (Fisher) information.
 
         Returns
         -------
@@ -369,12 +372,13 @@ class GLMM(base.LikelihoodModel):
         if beta is None:
             return pirls(self.response, self.random_effects, self.system, scaled,
                          self.offset, u0, phi, X=self.exog, beta0=self._glm_start()[0],
-                         tol=tol)
+                         tol=tol, information=information)
         beta = np.asarray(beta, dtype=float)
         return pirls(self.response, self.random_effects, self.system, scaled,
-                     self.offset + self.exog @ beta, u0, phi, beta=beta, tol=tol)
+                     self.offset + self.exog @ beta, u0, phi, beta=beta, tol=tol,
+                     information=information)
 
-    def deviance(self, theta, beta=None, nAGQ=1, phi=1.0, u0=None):
+    def deviance(self, theta, beta=None, nAGQ=1, phi=1.0, u0=None, information="observed"):
         """−2 × the approximate marginal log-likelihood at the given parameters.
 
         Parameters
@@ -384,6 +388,8 @@ class GLMM(base.LikelihoodModel):
             estimated jointly with u.
         nAGQ : int
             0 or 1 (Laplace) or the number of adaptive Gauss-Hermite points.
+        information : {"observed", "expected"}
+            See :meth:`fit`.
 
         Returns
         -------
@@ -392,7 +398,8 @@ class GLMM(base.LikelihoodModel):
             across nAGQ and with a GLM's −2 log-likelihood.
         """
         self._check_nagq(nAGQ)
-        modes = self.pirls(theta, None if nAGQ == 0 else beta, phi, u0)
+        modes = self.pirls(theta, None if nAGQ == 0 else beta, phi, u0,
+                           information=information)
         return self._approximation(modes, theta, nAGQ, phi)
 
     def _approximation(self, modes, theta, nAGQ, phi):
@@ -422,7 +429,8 @@ class GLMM(base.LikelihoodModel):
 
     # -- fitting -----------------------------------------------------------------------
     def fit(self, nAGQ=1, start=None, reml=False, cov_type=None, maxfun=10000,
-            nAGQ0_init=True, boundary_tol=1e-5, calc_hessian=True, **kwargs):
+            nAGQ0_init=True, boundary_tol=1e-5, calc_hessian=True, information="observed",
+            **kwargs):
         """Fit by maximum likelihood (or REML for the linear mixed model).
 
         Parameters
@@ -448,6 +456,13 @@ class GLMM(base.LikelihoodModel):
             θ diagonal elements within this distance of 0 are tried at 0.
         calc_hessian : bool
             Compute the Hessian (needed for ``cov_type="hessian"``).
+        information : {"observed", "expected"}
+            The curvature used in the Laplace approximation (log|L|²) and to
+            scale the quadrature: ``"observed"`` (default) is the true Laplace
+            approximation, as glmmTMB; ``"expected"`` uses the Fisher
+            information, as lme4. They are identical for canonical links
+            (binomial-logit, Poisson-log); for others (probit, cloglog,
+            Gamma-log ...) ``"expected"`` reproduces lme4's numbers.
 
         Returns
         -------
@@ -460,6 +475,8 @@ class GLMM(base.LikelihoodModel):
         self._check_nagq(nAGQ)
         if reml and not self.is_lmm:
             raise ValueError("reml=True needs the Gaussian family with the identity link")
+        if information not in ("observed", "expected"):
+            raise ValueError("information must be 'observed' or 'expected'")
         if cov_type not in (None, "hessian", "conditional"):
             raise ValueError("cov_type must be 'hessian' or 'conditional'")
         start = dict(start or {})
@@ -470,7 +487,8 @@ class GLMM(base.LikelihoodModel):
             fit = self._fit_lmm(reml, start, maxfun, boundary_tol)
         else:
             fit = self._fit_glmm(nAGQ, start, maxfun, nAGQ0_init, boundary_tol,
-                                 cov_type, calc_hessian)
+                                 cov_type, calc_hessian, information)
+        fit["information"] = information
         fit["reml"] = reml
         results = GLMMResults(self, fit)
         return GLMMResultsWrapper(results)
@@ -485,7 +503,7 @@ class GLMM(base.LikelihoodModel):
         return theta
 
     def _fit_glmm(self, nAGQ, start, maxfun, nAGQ0_init, boundary_tol, cov_type,
-                  calc_hessian):
+                  calc_hessian, information):
         re = self.random_effects
         lower_theta = re.theta_lower()
         beta_glm, scale_glm = self._glm_start()
@@ -503,7 +521,7 @@ class GLMM(base.LikelihoodModel):
             theta, phi, _ = self._split(np.concatenate([p, beta0]))
             scaled = re.scaled_covariates(theta)
             modes = pirls(self.response, re, self.system, scaled, self.offset, u_zero,
-                          phi, X=self.exog, beta0=beta0)
+                          phi, X=self.exog, beta0=beta0, information=information)
             return modes.laplace()
 
         p1 = np.concatenate([theta0, extra])
@@ -518,7 +536,7 @@ class GLMM(base.LikelihoodModel):
             theta1 = self._boundary(theta1, lambda t: stage1_objective(
                 np.concatenate([t, p1[self.k_theta:]])), boundary_tol)
             p1 = np.concatenate([theta1, p1[self.k_theta:]])
-            modes = self.pirls(theta1, None, phi1)
+            modes = self.pirls(theta1, None, phi1, information=information)
             params = np.concatenate([p1, modes.beta])
             opt = opt1
             deviance = modes.laplace()
@@ -530,7 +548,7 @@ class GLMM(base.LikelihoodModel):
             else:
                 beta1, u_store = beta0, u_zero
             se1 = self._conditional_se(theta1, beta1, phi1, u_store)
-            stage2 = self._stage2_objective(nAGQ, u_store)
+            stage2 = self._stage2_objective(nAGQ, u_store, information)
             p2 = np.concatenate([p1, beta1])
             lower2 = np.concatenate([lower_theta, extra_lower, np.full(self.k_fe, -np.inf)])
             steps = np.concatenate([
@@ -543,7 +561,7 @@ class GLMM(base.LikelihoodModel):
             params[:k] = self._boundary(params[:k], lambda t: stage2(
                 np.concatenate([t, params[k:]])), boundary_tol)
             theta, phi, beta = self._split(params)
-            modes = self.pirls(theta, beta, phi, u_store)
+            modes = self.pirls(theta, beta, phi, u_store, information=information)
             deviance = self._approximation(modes, theta, nAGQ, phi)
         theta, phi, beta = self._split(params)
         if not opt.converged:
@@ -556,13 +574,13 @@ class GLMM(base.LikelihoodModel):
         }
         use_hessian = nAGQ >= 1 and calc_hessian and cov_type != "conditional"
         if use_hessian:
-            fit["hessian"] = self._numerical_hessian(self._stage2_objective(nAGQ, modes.u),
-                                                     params)
+            fit["hessian"] = self._numerical_hessian(
+                self._stage2_objective(nAGQ, modes.u, information), params)
         fit["vcov_conditional"] = self._conditional_vcov(theta, beta, phi, modes.u)
         fit["vcov"], fit["cov_type"] = self._choose_vcov(fit, use_hessian)
         return fit
 
-    def _stage2_objective(self, nAGQ, u_store):
+    def _stage2_objective(self, nAGQ, u_store, information):
         re = self.random_effects
 
         def objective(p):
@@ -570,7 +588,7 @@ class GLMM(base.LikelihoodModel):
             scaled = re.scaled_covariates(theta)
             offset = self.offset + self.exog @ beta
             modes = pirls(self.response, re, self.system, scaled, offset, u_store, phi,
-                          beta=beta)
+                          beta=beta, information=information)
             if nAGQ <= 1:
                 return modes.laplace()
             return agq_deviance(self.response, re, scaled, offset, modes, nAGQ, phi)

@@ -69,7 +69,8 @@ def _objective(response, re, scaled, fixed_eta, u, phi):
 
 
 def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
-          beta=None, tol=1e-12, maxit=100, max_halvings=30):
+          beta=None, tol=1e-12, step_tol=1e-10, maxit=200, max_halvings=30,
+          information="observed"):
     """Run PIRLS at fixed θ (given through ``scaled``) and dispersion ``phi``.
 
     Parameters
@@ -88,6 +89,17 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
         Given both: iterate jointly over (u, β) starting from ``beta0``.
     beta : ndarray, optional
         Returned unchanged as ``PirlsResult.beta`` when β is fixed.
+    tol, step_tol : float
+        Converged when the relative change of the penalized deviance is below
+        ``tol`` (lme4's rule) *and* the largest change of u (and β) is below
+        ``step_tol``. The second test matters for non-canonical links, where
+        Fisher scoring converges only linearly and a small change of the
+        objective can hide an error in û that log|L| would inherit.
+    information : {"observed", "expected"}
+        Weights of the factor returned at the modes, which gives log|L|² in the
+        Laplace approximation and the scale of the quadrature: the observed
+        information (the true Laplace approximation, as glmmTMB) or the
+        expected (Fisher) information, as lme4. They agree for canonical links.
 
     Returns
     -------
@@ -125,12 +137,22 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
                 "PIRLS step-halvings failed to reduce the penalized deviance"
             )
         change = pdev - pdev_n
+        step = np.max(np.abs(u_new - u), initial=0.0)
+        if joint:
+            step = max(step, np.max(np.abs(b_new - b), initial=0.0))
         u, b, fixed = u_new, b_new, fixed_new
         eta, mu, neg2ll, pdev = eta_n, mu_n, neg2ll_n, pdev_n
-        if abs(change) <= tol * (abs(pdev) + 1):
+        if abs(change) <= tol * (abs(pdev) + 1) and step <= step_tol:
             break
     else:
         raise PirlsError(f"PIRLS did not converge in {maxit} iterations")
-    w = response.working_weights(eta, mu, phi)
-    factor, _ = system.factor(scaled, w)
+    if information == "observed":
+        w = response.observed_weights(eta, mu, phi)
+    else:
+        w = response.working_weights(eta, mu, phi)
+    try:
+        factor, _ = system.factor(scaled, w)
+    except np.linalg.LinAlgError:
+        raise PirlsError("the observed information at the conditional modes is not "
+                         "positive definite") from None
     return PirlsResult(u, b if joint else beta, eta, mu, factor, neg2ll, iteration)

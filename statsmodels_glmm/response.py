@@ -178,6 +178,25 @@ class Response:
         d = self.mu_eta(eta)
         return self.weights * d * d / (phi * self.variance(mu))
 
+    def observed_weights(self, eta, mu, phi=1.0):
+        """Observed information −∂² log p(y_i | η_i)/∂η_i², the weights of the true
+        Laplace approximation. Equal to :meth:`working_weights` for canonical links.
+        """
+        d1 = self.mu_eta(eta)
+        var = self.variance(mu)
+        if self.name == "binomial":
+            dvar = 1.0 - 2.0 * mu
+        elif self.name == "Gaussian" or self.name == "gaussian":
+            dvar = np.zeros_like(mu)
+        else:
+            dvar = self.family.variance.deriv(mu)
+        if self.link == "log":
+            d2 = d1
+        else:
+            d2 = self.family.link.inverse_deriv2(eta)
+        correction = (self.y - mu) * (d2 / var - d1 * d1 * dvar / (var * var))
+        return self.weights / phi * (d1 * d1 / var - correction)
+
     # -- likelihood ------------------------------------------------------------
     def unit_deviance(self, mu):
         """Weighted unit deviances w_i d(y_i, μ_i) (their sum is the GLM deviance)."""

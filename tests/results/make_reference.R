@@ -1,0 +1,230 @@
+# Generates the lme4 / glmmTMB reference values that tests/test_*.py compare against.
+#
+#   Rscript tests/results/make_reference.R      (from the repository root)
+#
+# Writes tests/results/reference.json and the simulated data sets in
+# tests/results/data/. Never edit the JSON by hand: rerun this script.
+#
+# For every lme4 fit we also re-evaluate lme4's own deviance function at its
+# optimum with tolPwrss = 1e-14 ("neg2ll_refined"), because the logLik lme4
+# reports carries PIRLS error. For nAGQ > 1 lme4 drops the binomial normalizing
+# constant (lme4 issue #161): we add it back ("neg2ll_with_constant") and also
+# integrate the marginal likelihood numerically at lme4's optimum
+# ("neg2ll_integrate") so the exact value is known.
+suppressPackageStartupMessages({
+  library(lme4)
+  library(glmmTMB)
+  library(mlmRev)
+  library(jsonlite)
+})
+
+out_dir <- "tests/results"
+data_dir <- file.path(out_dir, "data")
+dir.create(data_dir, showWarnings = FALSE, recursive = TRUE)
+
+## ---- simulated data (fixed seeds), saved for the Python tests --------------
+set.seed(20261122)
+ng <- 30; per <- 10
+pois <- data.frame(g = factor(rep(sprintf("g%02d", 1:ng), each = per)),
+                   x = round(rnorm(ng * per), 4),
+                   t = round(runif(ng * per, 0.5, 3), 4))
+b0 <- rnorm(ng, 0, 0.5); b1 <- rnorm(ng, 0, 0.3)
+gi <- as.integer(pois$g)
+pois$y <- rpois(nrow(pois), pois$t * exp(0.3 + 0.4 * pois$x + b0[gi] + b1[gi] * pois$x))
+write.csv(pois, file.path(data_dir, "poisson_offset.csv"), row.names = FALSE)
+
+set.seed(101)
+ngam <- 40; pergam <- 8
+gam <- data.frame(block = factor(rep(sprintf("b%02d", 1:ngam), each = pergam)),
+                  x = round(runif(ngam * pergam), 4))
+bg <- rnorm(ngam, 0, 0.4)
+mu_g <- exp(1 + 0.8 * gam$x + bg[as.integer(gam$block)])
+gam$y <- round(rgamma(nrow(gam), shape = 2, scale = mu_g / 2), 6)
+gam$y[gam$y <= 0] <- 1e-6
+write.csv(gam, file.path(data_dir, "gamma_log.csv"), row.names = FALSE)
+
+## ---- helpers -------------------------------------------------------------------
+fam_of <- function(family, link) {
+  switch(family,
+         binomial = binomial(link = link),
+         poisson = poisson(link = link),
+         Gamma = Gamma(link = link),
+         stop("family"))
+}
+
+tmb_family <- fam_of
+
+# -2 log p(y | mu = y): the binomial constant that lme4's nAGQ > 1 value omits
+binomial_saturated <- function(fit) {
+  y <- fit@resp$y; w <- fit@resp$weights; n <- fit@resp$n
+  m <- if (any(n > 1)) n else w
+  -2 * sum(ifelse(m > 0, w / m, 0) * dbinom(round(m * y), round(m), y, log = TRUE))
+}
+
+# exact marginal -2 log-likelihood of a single scalar random intercept model,
+# by adaptive numerical integration (stats::integrate) per level
+integrate_neg2ll <- function(fit) {
+  stopifnot(length(fit@cnms) == 1, length(fit@cnms[[1]]) == 1)
+  sd_b <- getME(fit, "theta") * 1
+  fam <- family(fit)
+  X <- getME(fit, "X"); beta <- fixef(fit)
+  eta_fixed <- drop(X %*% beta) + getME(fit, "offset")
+  f <- getME(fit, "flist")[[1]]
+  y <- fit@resp$y; w <- fit@resp$weights; n <- fit@resp$n
+  m <- if (any(n > 1)) n else w
+  z <- getME(fit, "Z")
+  total <- 0
+  for (lev in levels(f)) {
+    idx <- which(f == lev)
+    zz <- as.numeric(z[idx, which(colnames(z) == lev)[1]])
+    integrand <- function(b) vapply(b, function(bb) {
+      mu <- fam$linkinv(eta_fixed[idx] + zz * bb)
+      exp(sum(ifelse(m[idx] > 0, w[idx] / m[idx], 0) *
+              dbinom(round(m[idx] * y[idx]), round(m[idx]), mu, log = TRUE))) *
+        dnorm(bb, 0, sd_b)
+    }, 0)
+    val <- integrate(integrand, -Inf, Inf, rel.tol = 1e-12, abs.tol = 0,
+                     subdivisions = 1000L)$value
+    total <- total - 2 * log(val)
+  }
+  total
+}
+
+lme4_summary <- function(fit, nAGQ) {
+  par <- if (nAGQ == 0) getME(fit, "theta") else c(getME(fit, "theta"), fixef(fit))
+  devfun <- update(fit, devFunOnly = TRUE,
+                   control = glmerControl(tolPwrss = 1e-14))
+  refined <- tryCatch(devfun(par), error = function(e) NA_real_)
+  vc <- as.data.frame(VarCorr(fit))
+  list(
+    neg2ll = -2 * as.numeric(logLik(fit)),
+    neg2ll_refined = refined,
+    fixef = as.list(fixef(fit)),
+    se = as.numeric(sqrt(diag(vcov(fit)))),
+    se_conditional = as.numeric(sqrt(diag(vcov(fit, use.hessian = FALSE)))),
+    theta = as.numeric(getME(fit, "theta")),
+    theta_names = names(getME(fit, "theta")),
+    varcorr = list(grp = vc$grp, var1 = vc$var1, var2 = vc$var2,
+                   vcov = vc$vcov, sdcor = vc$sdcor),
+    deviance = deviance(fit),
+    aic = AIC(fit), bic = BIC(fit), df_resid = df.residual(fit),
+    nobs = nobs(fit)
+  )
+}
+
+tmb_summary <- function(fit) {
+  vc <- VarCorr(fit)$cond
+  sds <- unlist(lapply(vc, function(m) attr(m, "stddev")))
+  list(
+    neg2ll = -2 * as.numeric(logLik(fit)),
+    fixef = as.list(fixef(fit)$cond),
+    se = as.numeric(sqrt(diag(vcov(fit)$cond))),
+    sd = as.numeric(sds),
+    sigma = sigma(fit)
+  )
+}
+
+cases <- list()
+add_case <- function(name, formula, data, family, link, nAGQ, python, data_name,
+                     weights = NULL, tmb = TRUE, integrate = FALSE, prepare = NULL) {
+  message("fitting ", name)
+  fam <- fam_of(family, link)
+  env <- environment()
+  args <- list(formula = as.formula(formula), data = data, family = fam, nAGQ = nAGQ)
+  if (!is.null(weights)) args$weights <- data[[weights]]
+  fit <- do.call(glmer, args)
+  entry <- list(name = name, formula_r = formula, formula = python, data = data_name,
+                family = family, link = link, nAGQ = nAGQ, weights = weights,
+                prepare = prepare, lme4 = lme4_summary(fit, nAGQ))
+  if (nAGQ > 1 && family == "binomial") {
+    const <- binomial_saturated(fit)
+    entry$lme4$binomial_constant <- const
+    entry$lme4$neg2ll_with_constant <- entry$lme4$neg2ll_refined + const
+  }
+  if (integrate) entry$lme4$neg2ll_integrate <- integrate_neg2ll(fit)
+  if (tmb && nAGQ == 1) {
+    targs <- list(formula = as.formula(formula), data = data, family = tmb_family(family, link))
+    if (!is.null(weights)) targs$weights <- data[[weights]]
+    tfit <- do.call(glmmTMB, targs)
+    entry$glmmTMB <- tmb_summary(tfit)
+  }
+  cases[[name]] <<- entry
+}
+
+## ---- cbpp -----------------------------------------------------------------------
+data(cbpp)
+cbpp$prop <- cbpp$incidence / cbpp$size
+cbind_f <- "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+cbind_py <- "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+for (k in c(0, 1, 9, 25)) {
+  add_case(sprintf("cbpp_logit_nAGQ%d", k), cbind_f, cbpp, "binomial", "logit", k,
+           cbind_py, "cbpp", integrate = (k == 25))
+}
+add_case("cbpp_probit", cbind_f, cbpp, "binomial", "probit", 1, cbind_py, "cbpp")
+add_case("cbpp_cloglog", cbind_f, cbpp, "binomial", "cloglog", 1, cbind_py, "cbpp")
+add_case("cbpp_prop_weights", "prop ~ period + (1 | herd)", cbpp, "binomial", "logit", 1,
+         "prop ~ period + (1 | herd)", "cbpp", weights = "size",
+         prepare = "prop = incidence / size")
+
+## ---- toy data of the seed question -------------------------------------------------
+toy <- data.frame(x1 = rep(1:5, 3), subject = factor(sort(rep(1:3, 5))),
+                  y = c(1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 0, 1, 0, 1, 1))
+for (k in c(0, 1, 25)) {
+  add_case(sprintf("toy_nAGQ%d", k), "y ~ x1 + (1 | subject)", toy, "binomial", "logit", k,
+           "y ~ x1 + (1 | subject)", "toy", integrate = (k == 25))
+}
+
+## ---- Contraception -------------------------------------------------------------------
+data(Contraception, package = "mlmRev")
+Contraception$ch <- factor(Contraception$livch != 0, labels = c("N", "Y"))
+add_case("contraception", "use ~ age * ch + I(age^2) + urban + (urban | district)",
+         Contraception, "binomial", "logit", 1,
+         "use ~ age * ch + I(age**2) + urban + (urban | district)", "Contraception",
+         prepare = "ch = livch != '0'")
+
+## ---- Poisson: crossed and nested terms (grouseticks) ------------------------------
+data(grouseticks)
+add_case("grouseticks_crossed",
+         "TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)",
+         grouseticks, "poisson", "log", 1,
+         "TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)",
+         "grouseticks")
+add_case("grouseticks_nested", "TICKS ~ YEAR + cHEIGHT + (1 | LOCATION/BROOD)",
+         grouseticks, "poisson", "log", 1,
+         "TICKS ~ YEAR + cHEIGHT + (1 | LOCATION/BROOD)", "grouseticks")
+
+## ---- Poisson with an offset and independent random intercept and slope --------------
+add_case("poisson_offset_double_bar", "y ~ x + (x || g) + offset(log(t))", pois, "poisson",
+         "log", 1, "y ~ x + (x || g) + offset(log(t))", "poisson_offset")
+
+## ---- Gamma(log): lme4's likelihood uses a plug-in dispersion, glmmTMB is the reference
+add_case("gamma_log", "y ~ x + (1 | block)", gam, "Gamma", "log", 1,
+         "y ~ x + (1 | block)", "gamma_log")
+
+## ---- linear mixed model (sleepstudy) against lmer --------------------------------------
+data(sleepstudy)
+lmm <- list()
+for (reml in c(FALSE, TRUE)) {
+  fit <- lmer(Reaction ~ Days + (Days | Subject), sleepstudy, REML = reml)
+  vc <- as.data.frame(VarCorr(fit))
+  lmm[[if (reml) "reml" else "ml"]] <- list(
+    neg2ll = -2 * as.numeric(logLik(fit)), fixef = as.list(fixef(fit)),
+    se = as.numeric(sqrt(diag(vcov(fit)))), theta = as.numeric(getME(fit, "theta")),
+    sdcor = vc$sdcor, sigma = sigma(fit))
+}
+cases$sleepstudy <- list(name = "sleepstudy", formula = "Reaction ~ Days + (Days | Subject)",
+                         data = "sleepstudy", lmer = lmm)
+write.csv(sleepstudy, file.path(data_dir, "sleepstudy.csv"), row.names = FALSE)
+
+meta <- list(
+  generated_by = "tests/results/make_reference.R",
+  r_version = R.version.string,
+  lme4 = as.character(packageVersion("lme4")),
+  glmmTMB = as.character(packageVersion("glmmTMB")),
+  Matrix = as.character(packageVersion("Matrix")),
+  mlmRev = as.character(packageVersion("mlmRev"))
+)
+writeLines(toJSON(list(meta = meta, cases = cases), auto_unbox = TRUE, digits = NA,
+                  pretty = TRUE, na = "null", null = "null"),
+           file.path(out_dir, "reference.json"))
+message("wrote ", file.path(out_dir, "reference.json"))
