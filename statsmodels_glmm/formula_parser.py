@@ -30,11 +30,12 @@ class BarTerm:
 
     expr: str
     factors: tuple
+    name: str = ""
 
     @property
     def group_name(self):
-        """Name of the grouping factor as lme4 prints it (``a:b`` for interactions)."""
-        return ":".join(self.factors)
+        """Name of the grouping factor as lme4 prints it (``a:b``, ``b:a`` for ``a/b``)."""
+        return self.name or ":".join(self.factors)
 
     def __str__(self):
         return f"({self.expr} | {self.group_name})"
@@ -167,24 +168,32 @@ def _find_bar(term):
 
 
 def _expand_grouping(group, term):
-    """``a/b/c`` → [(a,), (a, b), (a, b, c)]; ``a:b`` → [(a, b)]."""
+    """Grouping factors of a bar term, as lme4 expands them.
+
+    ``a:b`` → [((a, b), "a:b")]; ``a/b/c`` → [((c, b, a), "c:(b:a)"),
+    ((b, a), "b:a"), ((a,), "a")]: innermost first, the inner factor named first
+    (its levels vary slowest), exactly as lme4's ``findbars``.
+    """
     nest = [piece for _, piece in split_top_level(_strip_outer_parens(group), "/")]
     if any(not piece for piece in nest):
         raise PatsyError(f"malformed grouping factor in random-effects term {term!r}")
     groupings = []
-    prefix = ()
+    factors, name = (), ""
     for level in nest:
-        factors = tuple(
-            _strip_outer_parens(piece) for _, piece in split_top_level(level, ":")
-        )
-        if any(not f or not f.replace("_", "").replace(".", "").isalnum() for f in factors):
+        parts = tuple(_strip_outer_parens(piece) for _, piece in split_top_level(level, ":"))
+        if any(not f or not f.replace("_", "").replace(".", "").isalnum() for f in parts):
             raise PatsyError(
                 f"grouping factor {level!r} in {term!r} must be a column name or an "
                 "interaction of column names (a:b)"
             )
-        prefix = prefix + factors
-        groupings.append(prefix)
-    return groupings
+        label = ":".join(parts)
+        if name:
+            name = f"{label}:{name}" if len(factors) == 1 else f"{label}:({name})"
+        else:
+            name = label
+        factors = parts + factors
+        groupings.append((factors, name))
+    return groupings[::-1]
 
 
 def _independent_parts(expr, term):
@@ -252,8 +261,8 @@ def parse_formula(formula):
             if not group:
                 raise PatsyError(f"random-effects term {term!r} has no grouping factor")
             exprs = _independent_parts(expr, term) if double else [expr]
-            for factors in _expand_grouping(group, term):
-                bars.extend(BarTerm(e, factors) for e in exprs)
+            for factors, name in _expand_grouping(group, term):
+                bars.extend(BarTerm(e, factors, name) for e in exprs)
         elif offset is not None:
             if sep == "-":
                 raise PatsyError(f"cannot subtract offset term {term!r}")

@@ -120,13 +120,19 @@ class GLMMResults(base.LikelihoodModelResults):
     def cov_re(self):
         """Dict {term label: covariance DataFrame} of the random effects."""
         re = self.model.random_effects
-        out = {}
-        for term, cov in zip(re.terms, re.covariances(self.theta.to_numpy(), self._re_scale())):
-            label = term.group_name
-            while label in out:
-                label += "'"
-            out[label] = pd.DataFrame(cov, index=term.cnames, columns=term.cnames)
-        return out
+        covs = re.covariances(self.theta.to_numpy(), self._re_scale())
+        return {label: pd.DataFrame(cov, index=term.cnames, columns=term.cnames)
+                for label, term, cov in zip(self._term_labels(), re.terms, covs)}
+
+    def _term_labels(self):
+        """Grouping-factor names, repeated ones numbered ``g``, ``g.1`` ... as R does."""
+        seen = {}
+        labels = []
+        for term in self.model.random_effects.terms:
+            count = seen.get(term.group_name, 0)
+            seen[term.group_name] = count + 1
+            labels.append(term.group_name if count == 0 else f"{term.group_name}.{count}")
+        return labels
 
     def varcorr(self):
         """Variance components as R's ``as.data.frame(VarCorr(m))``.
@@ -141,15 +147,15 @@ class GLMMResults(base.LikelihoodModelResults):
         """
         rows = []
         re = self.model.random_effects
-        for term, cov in zip(re.terms, re.covariances(self.theta.to_numpy(), self._re_scale())):
+        covs = re.covariances(self.theta.to_numpy(), self._re_scale())
+        for label, term, cov in zip(self._term_labels(), re.terms, covs):
             sd = np.sqrt(np.diag(cov))
             for i, name in enumerate(term.cnames):
-                rows.append((term.group_name, name, None, cov[i, i], sd[i]))
+                rows.append((label, name, None, cov[i, i], sd[i]))
             for j in range(len(term.cnames)):
                 for i in range(j + 1, len(term.cnames)):
                     corr = cov[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
-                    rows.append((term.group_name, term.cnames[j], term.cnames[i],
-                                 cov[i, j], corr))
+                    rows.append((label, term.cnames[j], term.cnames[i], cov[i, j], corr))
         if self.model.is_lmm or self.model.has_dispersion:
             rows.append(("Residual", None, None, self.dispersion, self.sigma))
         return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])

@@ -100,12 +100,12 @@ lme4_summary <- function(fit, nAGQ) {
     neg2ll = -2 * as.numeric(logLik(fit)),
     neg2ll_refined = refined,
     fixef = as.list(fixef(fit)),
-    se = as.numeric(sqrt(diag(vcov(fit)))),
-    se_conditional = as.numeric(sqrt(diag(vcov(fit, use.hessian = FALSE)))),
-    theta = as.numeric(getME(fit, "theta")),
-    theta_names = names(getME(fit, "theta")),
-    varcorr = list(grp = vc$grp, var1 = vc$var1, var2 = vc$var2,
-                   vcov = vc$vcov, sdcor = vc$sdcor),
+    se = I(as.numeric(sqrt(diag(vcov(fit))))),
+    se_conditional = I(as.numeric(sqrt(diag(vcov(fit, use.hessian = FALSE))))),
+    theta = I(as.numeric(getME(fit, "theta"))),
+    theta_names = I(names(getME(fit, "theta"))),
+    varcorr = list(grp = I(vc$grp), var1 = I(vc$var1), var2 = I(vc$var2),
+                   vcov = I(vc$vcov), sdcor = I(vc$sdcor)),
     deviance = deviance(fit),
     aic = AIC(fit), bic = BIC(fit), df_resid = df.residual(fit),
     nobs = nobs(fit)
@@ -118,8 +118,8 @@ tmb_summary <- function(fit) {
   list(
     neg2ll = -2 * as.numeric(logLik(fit)),
     fixef = as.list(fixef(fit)$cond),
-    se = as.numeric(sqrt(diag(vcov(fit)$cond))),
-    sd = as.numeric(sds),
+    se = I(as.numeric(sqrt(diag(vcov(fit)$cond)))),
+    sd = I(as.numeric(sds)),
     sigma = sigma(fit)
   )
 }
@@ -209,8 +209,8 @@ for (reml in c(FALSE, TRUE)) {
   vc <- as.data.frame(VarCorr(fit))
   lmm[[if (reml) "reml" else "ml"]] <- list(
     neg2ll = -2 * as.numeric(logLik(fit)), fixef = as.list(fixef(fit)),
-    se = as.numeric(sqrt(diag(vcov(fit)))), theta = as.numeric(getME(fit, "theta")),
-    sdcor = vc$sdcor, sigma = sigma(fit))
+    se = I(as.numeric(sqrt(diag(vcov(fit))))), theta = I(as.numeric(getME(fit, "theta"))),
+    sdcor = I(vc$sdcor), sigma = sigma(fit))
 }
 cases$sleepstudy <- list(name = "sleepstudy", formula = "Reaction ~ Days + (Days | Subject)",
                          data = "sleepstudy", lmer = lmm)
