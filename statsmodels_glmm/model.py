@@ -20,6 +20,7 @@ linear mixed model, fitted exactly by the profiled (RE)ML criterion of ``lmer``.
 """
 
 import copy
+from re import search as re_search
 import sys
 import warnings
 
@@ -36,7 +37,7 @@ from statsmodels.tools.sm_exceptions import (
 from .blocked_cholesky import PenalizedSystem
 from .formula_parser import parse_formula
 from .optimizer import bobyqa
-from .pirls import PirlsError, pirls
+from .pirls import pirls
 from .quadrature import agq_deviance
 from .re_terms import RandomEffects, RandomEffectsTerm, build_random_effects, group_codes
 from .response import Response, family_name, has_dispersion
@@ -305,6 +306,11 @@ class GLMM(base.LikelihoodModel):
         except PatsyError as exc:
             if missing == "raise" and "missing values" in str(exc):
                 raise ValueError(f"missing values in the model variables: {exc}") from None
+            unknown = re_search(r"NameError: name '([^']+)' is not defined", str(exc))
+            if unknown:
+                raise PatsyError(
+                    f"{unknown.group(1)!r} in formula {parsed.formula!r} is neither a column "
+                    "of the data nor a known function") from None
             raise
         for what, arr in extra.items():
             if arr is not None:

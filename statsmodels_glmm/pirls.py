@@ -113,7 +113,7 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
     eta, mu, neg2ll, pdev = _objective(response, re, scaled, fixed, u, phi)
     if not np.isfinite(pdev):
         raise PirlsError("PIRLS: non-finite objective at the starting values")
-    for iteration in range(1, maxit + 1):
+    for iteration in range(1, maxit + 1):  # noqa: B007 (reported after the loop)
         w = response.working_weights(eta, mu, phi)
         sqrtw = np.sqrt(w)
         working = (eta - fixed) + (response.y - mu) / response.mu_eta(eta)

@@ -13,7 +13,7 @@ result is on the same scale as the Laplace approximation (nAGQ=1 is the
 one-point rule) and as a GLM's log-likelihood.
 """
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
@@ -21,7 +21,7 @@ from numpy.polynomial.hermite_e import hermegauss
 __all__ = ["gauss_hermite_normal", "agq_deviance"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def gauss_hermite_normal(k):
     """k-point Gauss-Hermite rule for the N(0, 1) density.
 
