@@ -176,7 +176,10 @@ class PenalizedSystem:
     """Assembles and factors the PIRLS system for given θ and weights.
 
     The CSR pattern of each term's ``Z`` is precomputed; an evaluation fills in
-    the values ``sqrt(w) * (z T)``.
+    the values ``z T`` (the rows of Z Λ). Weights enter as ``Z'Λ' (w * ...)``
+    rather than through ``sqrt(w)``, so individual weights may be negative
+    (observed information of a non-canonical link) as long as the whole
+    matrix is positive definite.
 
     Parameters
     ----------
@@ -192,14 +195,15 @@ class PenalizedSystem:
             indices = (term.refs[:, None] * s + np.arange(s)).ravel()
             self._patterns.append((indptr, indices, (n, term.n_re)))
 
-    def _weighted_terms(self, scaled, sqrtw):
+    def term_matrices(self, scaled, w=None):
+        """Per term, Z_j Λ_j (times ``w`` row-wise when given) as CSR matrices."""
         mats = []
         for (indptr, indices, shape), zt in zip(self._patterns, scaled):
-            data = (zt * sqrtw[:, None]).ravel()
-            mats.append(sp.csr_matrix((data, indices, indptr), shape=shape))
+            values = zt if w is None else zt * w[:, None]
+            mats.append(sp.csr_matrix((values.ravel(), indices, indptr), shape=shape))
         return mats
 
-    def _diagonal_block(self, j, term, B, w, zt):
+    def _diagonal_block(self, j, term, ZL, ZLw, w, zt):
         if j == 0 or self.re.nested[j]:
             s, ell = term.n_cov, term.n_levels
             blocks = np.empty((ell, s, s))
@@ -212,7 +216,7 @@ class PenalizedSystem:
             idx = np.arange(s)
             blocks[:, idx, idx] += 1.0
             return blocks
-        dense = (B.T @ B).toarray()
+        dense = (ZL.T @ ZLw).toarray()
         dense[np.diag_indices_from(dense)] += 1.0
         return dense
 
@@ -224,32 +228,32 @@ class PenalizedSystem:
         scaled : list of ndarray
             Per term, ``z @ T`` (see ``RandomEffects.scaled_covariates``).
         w : ndarray
-            The PIRLS weights.
+            The weights W (diagonal).
         X : ndarray, optional
             Fixed-effects model matrix, appended as the last, unpenalized block.
 
         Returns
         -------
-        BlockedCholesky, list of weighted sparse term matrices
+        BlockedCholesky, list of the (unweighted) Z_j Λ_j matrices for :meth:`rhs`
         """
-        sqrtw = np.sqrt(w)
-        B = self._weighted_terms(scaled, sqrtw)
+        ZL = self.term_matrices(scaled)
+        ZLw = self.term_matrices(scaled, w)
         diag, lower = [], {}
         for j, term in enumerate(self.re.terms):
-            diag.append(self._diagonal_block(j, term, B[j], w, scaled[j]))
+            diag.append(self._diagonal_block(j, term, ZL[j], ZLw[j], w, scaled[j]))
             for i in range(j):
-                lower[j, i] = (B[j].T @ B[i]).toarray()
+                lower[j, i] = (ZL[j].T @ ZLw[i]).toarray()
         if X is not None:
-            k = len(B)
-            wX = X * sqrtw[:, None]
-            diag.append(wX.T @ wX)
+            k = len(ZL)
+            diag.append(X.T @ (w[:, None] * X))
             for i in range(k):
-                lower[k, i] = np.asarray((B[i].T @ wX).T)
-        return BlockedCholesky(diag, lower), B
+                lower[k, i] = np.asarray((ZLw[i].T @ X).T)
+        return BlockedCholesky(diag, lower), ZL
 
-    def rhs(self, B, sqrtw, wres, X=None):
-        """Blocks of Λ'Z'W r (and X'W r), for r given as sqrt(w) * r in ``wres``."""
-        out = [np.asarray(Bj.T @ wres) for Bj in B]
+    @staticmethod
+    def rhs(ZL, weighted, X=None):
+        """Blocks of Λ'Z' v (and X' v) for ``v = w * r``."""
+        out = [np.asarray(Zj.T @ weighted) for Zj in ZL]
         if X is not None:
-            out.append(X.T @ (sqrtw * wres))
+            out.append(X.T @ weighted)
         return out

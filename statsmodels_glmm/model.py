@@ -419,11 +419,12 @@ class GLMM(base.LikelihoodModel):
         """β and dispersion of the GLM without random effects (cached)."""
         if getattr(self, "_glm_start_cache", None) is None:
             resp = self.response
-            glm = sm.GLM(resp.y, self.exog, family=copy.deepcopy(self.family),
-                         offset=self.offset, var_weights=resp.weights)
             with warnings.catch_warnings():
+                # only starting values: the GLM's own warnings are not the user's concern
                 warnings.simplefilter("ignore")
                 try:
+                    glm = sm.GLM(resp.y, self.exog, family=copy.deepcopy(self.family),
+                                 offset=self.offset, var_weights=resp.weights)
                     res = glm.fit(start_params=None)
                     beta, scale = res.params, res.scale
                 except (ValueError, np.linalg.LinAlgError, FloatingPointError):
@@ -686,10 +687,9 @@ class GLMM(base.LikelihoodModel):
         resp = self.response
         scaled = re.scaled_covariates(theta)
         w = resp.weights
-        sqrtw = np.sqrt(w)
-        factor, B = self.system.factor(scaled, w, self.exog)
+        factor, ZL = self.system.factor(scaled, w, self.exog)
         y = resp.y - self.offset
-        sol = factor.solve(self.system.rhs(B, sqrtw, sqrtw * y, self.exog))
+        sol = factor.solve(self.system.rhs(ZL, w * y, self.exog))
         u = np.concatenate(sol[:-1])
         beta = sol[-1]
         resid = y - self.exog @ beta - re.linear_predictor(scaled, u)

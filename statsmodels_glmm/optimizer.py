@@ -21,6 +21,7 @@ _MESSAGES = {
     nlopt.XTOL_REACHED: "xtol reached",
     nlopt.MAXEVAL_REACHED: "maximum number of evaluations reached",
     nlopt.MAXTIME_REACHED: "maximum time reached",
+    nlopt.ROUNDOFF_LIMITED: "roundoff-limited (converged to working precision)",
 }
 
 
@@ -59,6 +60,7 @@ def bobyqa(fun, x0, lower, initial_step, ftol_abs=1e-10, xtol_abs=1e-9, maxeval=
     x0 = np.maximum(x0, lower)
     f_start = float(fun(x0))
     failures = [0]
+    best = {"x": x0.copy(), "f": f_start}
 
     def objective(x, grad):
         try:
@@ -69,6 +71,8 @@ def bobyqa(fun, x0, lower, initial_step, ftol_abs=1e-10, xtol_abs=1e-9, maxeval=
         if not np.isfinite(value):
             failures[0] += 1
             return f_start
+        if value < best["f"]:
+            best["x"], best["f"] = np.array(x, dtype=float), value
         return value
 
     if x0.size == 0:
@@ -83,12 +87,14 @@ def bobyqa(fun, x0, lower, initial_step, ftol_abs=1e-10, xtol_abs=1e-9, maxeval=
     opt.set_xtol_abs(np.full(x0.size, xtol_abs))
     opt.set_maxeval(maxeval)
     try:
-        x = opt.optimize(x0)
+        opt.optimize(x0)
         code = opt.last_optimize_result()
-        fval = opt.last_optimum_value()
     except nlopt.RoundoffLimited:
-        x, fval, code = opt.get_x0() if hasattr(opt, "get_x0") else x0, f_start, -4
+        # NLopt: "roundoff errors limited progress" — the tolerances are below the
+        # objective's floating-point noise; the best point found is the answer.
+        code = nlopt.ROUNDOFF_LIMITED
     nfev = opt.get_numevals() + 1
-    converged = code in (nlopt.SUCCESS, nlopt.FTOL_REACHED, nlopt.XTOL_REACHED)
+    converged = code in (nlopt.SUCCESS, nlopt.FTOL_REACHED, nlopt.XTOL_REACHED,
+                         nlopt.ROUNDOFF_LIMITED)
     message = _MESSAGES.get(code, f"nlopt code {code}")
-    return OptimizeResult(np.asarray(x), float(fval), nfev, converged, message, failures[0])
+    return OptimizeResult(best["x"], best["f"], nfev, converged, message, failures[0])

@@ -115,12 +115,11 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
         raise PirlsError("PIRLS: non-finite objective at the starting values")
     for iteration in range(1, maxit + 1):  # noqa: B007 (reported after the loop)
         w = response.working_weights(eta, mu, phi)
-        sqrtw = np.sqrt(w)
         working = (eta - fixed) + (response.y - mu) / response.mu_eta(eta)
         if joint:
             working = working + X @ b
-        factor, B = system.factor(scaled, w, X)
-        sol = factor.solve(system.rhs(B, sqrtw, sqrtw * working, X))
+        factor, ZL = system.factor(scaled, w, X)
+        sol = factor.solve(system.rhs(ZL, w * working, X))
         u_new = np.concatenate(sol[:len(re.terms)]) if q else u
         b_new = sol[-1] if joint else None
         for _ in range(max_halvings):
