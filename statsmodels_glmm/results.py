@@ -243,13 +243,14 @@ class GLMMResults(base.LikelihoodModelResults):
         fam = "gaussian" if model.is_lmm else family_name(model.family)
         formula = getattr(model, "formula_full", None) or "(array input)"
         groups = ", ".join(f"{g}, {n}" for g, n in self.ngroups().items())
-        left = [("Method:", [self._method_line()]),
-                ("Family:", [f"{fam} ({link_name(model.family.link)})"]),
-                ("Formula:", [formula]),
-                ("No. Observations:", [f"{int(self.nobs)}"]),
-                ("Groups:", [groups])]
-        smry.add_table_2cols(self, gleft=left, gright=[], title=title or self._method_line(),
-                             yname=model.endog_label)
+        header = [["Family:", f"{fam} ({link_name(model.family.link)})"],
+                  ["Formula:", formula],
+                  ["No. Observations:", f"{int(self.nobs)}"],
+                  ["Groups:", groups],
+                  ["Optimizer:", f"BOBYQA, {self.optimizer.nfev} evaluations, "
+                                 f"{'converged' if self.converged else 'NOT converged'}"]]
+        smry.tables.append(SimpleTable(header, title=title or self._method_line(),
+                                       txt_fmt={"data_aligns": "l", "colsep": " "}))
         crit = "REML crit." if self.reml else "-2logLik"
         stat_header = ["AIC", "BIC", "logLik", crit, "df.resid"]
         stat_row = [f"{self.aic:.1f}", f"{self.bic:.1f}", f"{self.llf:.1f}",
@@ -263,6 +264,7 @@ class GLMMResults(base.LikelihoodModelResults):
         smry.tables.append(self._random_effects_table())
         smry.add_table_params(self, yname=model.endog_label, xname=list(model.exog_names),
                               alpha=alpha, use_t=False)
+        smry.tables[-1].title = "Fixed effects"
         extra = [f"Fixed-effects covariance: {self.cov_type}."]
         if resp.name != "binomial" and resp.name != "poisson" and not model.is_lmm:
             extra.append(f"Dispersion parameter (ML): {self.dispersion:.4g}.")
