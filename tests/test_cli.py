@@ -37,7 +37,7 @@ def test_family_link_weights_offset(capsys):
 @pytest.mark.parametrize("args, message", [
     (["fit", CBPP, "--data", "nosuch"], "unknown dataset"),
     (["fit", CBPP, "--data", "missing.csv"], "not found"),
-    (["fit", "y ~ x + (1|herd)", "--data", "cbpp"], "'x'"),
+    (["fit", "incidence ~ x + (1|herd)", "--data", "cbpp"], "'x' in formula"),
     (["fit", CBPP, "--data", "cbpp", "--nAGQ", "5", "--family", "poisson"], "error"),
 ])
 def test_clear_errors(args, message):
