@@ -12,15 +12,14 @@ Cholesky:
   nested in its factor (detected structurally in :mod:`re_terms`); otherwise
   it is stored dense and factored by LAPACK;
 - off-diagonal blocks are stored dense;
-- the sparsity pattern of each ``Z_j`` is built once; an evaluation only
-  replaces its values (the rows of ``Z Λ`` scaled by the square-root weights).
+- the scatter indices of each block are computed once from the level codes;
+  an evaluation accumulates the weighted rows of ``Z Λ`` into them.
 
 No CHOLMOD, no fill-reducing permutation and no q x q matrix for the first term.
 """
 
 import numpy as np
 import scipy.linalg as sla
-import scipy.sparse as sp
 
 __all__ = ["BlockDiagonalFactor", "DenseFactor", "BlockedCholesky", "PenalizedSystem"]
 
@@ -52,6 +51,9 @@ class BlockDiagonalFactor:
 
     def _apply(self, mat, v):
         ell, s = mat.shape[0], self.size
+        if s == 1:  # scalar term: elementwise
+            d = mat[:, 0, 0]
+            return v * d if v.ndim == 1 else v * d[:, None]
         if v.ndim == 1:
             return np.einsum("lij,lj->li", mat, v.reshape(ell, s)).ravel()
         out = np.einsum("lij,ljk->lik", mat, v.reshape(ell, s, -1))
@@ -68,6 +70,8 @@ class BlockDiagonalFactor:
     def rdiv_t(self, A):
         """A L⁻ᵀ for a dense (m, ell*S) matrix A."""
         ell, s = self.L.shape[0], self.size
+        if s == 1:
+            return A * self.inverse[:, 0, 0]
         R = A.reshape(A.shape[0], ell, s)
         return np.einsum("mls,lts->mlt", R, self.inverse).reshape(A.shape)
 
@@ -138,6 +142,13 @@ class BlockedCholesky:
                     mij = mij - self.lower[i, l] @ self.lower[j, l].T
                 self.lower[i, j] = self.diag[j].rdiv_t(mij)
 
+    def leading(self, k):
+        """The factor of the leading k x k blocks (e.g. without the X border)."""
+        sub = object.__new__(BlockedCholesky)
+        sub.diag = self.diag[:k]
+        sub.lower = {(i, j): blk for (i, j), blk in self.lower.items() if i < k}
+        return sub
+
     def logdet2(self, blocks=None):
         """log det of the factored matrix, over the given diagonal blocks."""
         idx = range(len(self.diag)) if blocks is None else blocks
@@ -175,11 +186,13 @@ class BlockedCholesky:
 class PenalizedSystem:
     """Assembles and factors the PIRLS system for given θ and weights.
 
-    The CSR pattern of each term's ``Z`` is precomputed; an evaluation fills in
-    the values ``z T`` (the rows of Z Λ). Weights enter as ``Z'Λ' (w * ...)``
-    rather than through ``sqrt(w)``, so individual weights may be negative
-    (observed information of a non-canonical link) as long as the whole
-    matrix is positive definite.
+    Every block of Λ'Z'WZΛ (and of the X border) is accumulated with
+    ``np.bincount`` on scatter indices computed once from the level codes, so an
+    evaluation costs a few O(n) passes plus the size of the blocks, with no
+    sparse-matrix machinery on the hot path. Weights enter linearly (never
+    through ``sqrt(w)``), so individual weights may be negative (observed
+    information of a non-canonical link) as long as the matrix is positive
+    definite.
 
     Parameters
     ----------
@@ -188,37 +201,50 @@ class PenalizedSystem:
 
     def __init__(self, random_effects):
         self.re = random_effects
-        self._patterns = []
-        for term in random_effects.terms:
-            n, s = term.z.shape
-            indptr = np.arange(0, n * s + 1, s)
-            indices = (term.refs[:, None] * s + np.arange(s)).ravel()
-            self._patterns.append((indptr, indices, (n, term.n_re)))
+        terms = random_effects.terms
+        # flat index of observation o in the dense (q_j x q_i) block, for covariate
+        # pair (0, 0); pair (a, b) adds a * q_i + b.
+        self._scatter = {}
+        for j, tj in enumerate(terms):
+            for i in range(j):
+                ti = terms[i]
+                self._scatter[j, i] = (tj.refs.astype(np.int64) * tj.n_cov * ti.n_re
+                                       + ti.refs * ti.n_cov)
 
-    def term_matrices(self, scaled, w=None):
-        """Per term, Z_j Λ_j (times ``w`` row-wise when given) as CSR matrices."""
-        mats = []
-        for (indptr, indices, shape), zt in zip(self._patterns, scaled):
-            values = zt if w is None else zt * w[:, None]
-            mats.append(sp.csr_matrix((values.ravel(), indices, indptr), shape=shape))
-        return mats
+    def _block_diagonal(self, term, zt, w):
+        """Per-level S x S blocks of Z_j'WZ_j (scaled by T), shape (ell, S, S)."""
+        s, ell = term.n_cov, term.n_levels
+        blocks = np.empty((ell, s, s))
+        for a in range(s):
+            wa = w * zt[:, a]
+            for b in range(a + 1):
+                vals = np.bincount(term.refs, weights=wa * zt[:, b], minlength=ell)
+                blocks[:, a, b] = vals
+                blocks[:, b, a] = vals
+        return blocks
 
-    def _diagonal_block(self, j, term, ZL, ZLw, w, zt):
-        if j == 0 or self.re.nested[j]:
-            s, ell = term.n_cov, term.n_levels
-            blocks = np.empty((ell, s, s))
-            for a in range(s):
-                for b in range(a + 1):
-                    vals = np.bincount(term.refs, weights=w * zt[:, a] * zt[:, b],
-                                       minlength=ell)
-                    blocks[:, a, b] = vals
-                    blocks[:, b, a] = vals
-            idx = np.arange(s)
-            blocks[:, idx, idx] += 1.0
-            return blocks
-        dense = (ZL.T @ ZLw).toarray()
-        dense[np.diag_indices_from(dense)] += 1.0
-        return dense
+    def _off_diagonal(self, j, i, scaled, w):
+        tj, ti = self.re.terms[j], self.re.terms[i]
+        base = self._scatter[j, i]
+        size = tj.n_re * ti.n_re
+        out = np.zeros(size)
+        for a in range(tj.n_cov):
+            wa = w * scaled[j][:, a]
+            for b in range(ti.n_cov):
+                out += np.bincount(base + (a * ti.n_re + b), weights=wa * scaled[i][:, b],
+                                   minlength=size)
+        return out.reshape(tj.n_re, ti.n_re)
+
+    def _x_border(self, i, scaled, w, X):
+        """X'WZ_iΛ_i as a dense p x q_i block."""
+        term = self.re.terms[i]
+        s, ell = term.n_cov, term.n_levels
+        out = np.empty((X.shape[1], ell, s))
+        for a in range(s):
+            wa = w * scaled[i][:, a]
+            for c in range(X.shape[1]):
+                out[c, :, a] = np.bincount(term.refs, weights=wa * X[:, c], minlength=ell)
+        return out.reshape(X.shape[1], term.n_re)
 
     def factor(self, scaled, w, X=None):
         """Factor Λ'Z'WZΛ + I (and the X border when ``X`` is given).
@@ -234,26 +260,34 @@ class PenalizedSystem:
 
         Returns
         -------
-        BlockedCholesky, list of the (unweighted) Z_j Λ_j matrices for :meth:`rhs`
+        BlockedCholesky
         """
-        ZL = self.term_matrices(scaled)
-        ZLw = self.term_matrices(scaled, w)
         diag, lower = [], {}
         for j, term in enumerate(self.re.terms):
-            diag.append(self._diagonal_block(j, term, ZL[j], ZLw[j], w, scaled[j]))
+            blocks = self._block_diagonal(term, scaled[j], w)
+            idx = np.arange(term.n_cov)
+            blocks[:, idx, idx] += 1.0
+            if j == 0 or self.re.nested[j]:
+                diag.append(blocks)
+            else:
+                diag.append(sla.block_diag(*blocks) if term.n_cov > 1
+                            else np.diag(blocks[:, 0, 0]))
             for i in range(j):
-                lower[j, i] = (ZL[j].T @ ZLw[i]).toarray()
+                lower[j, i] = self._off_diagonal(j, i, scaled, w)
         if X is not None:
-            k = len(ZL)
+            k = len(self.re.terms)
             diag.append(X.T @ (w[:, None] * X))
             for i in range(k):
-                lower[k, i] = np.asarray((ZLw[i].T @ X).T)
-        return BlockedCholesky(diag, lower), ZL
+                lower[k, i] = self._x_border(i, scaled, w, X)
+        return BlockedCholesky(diag, lower)
 
-    @staticmethod
-    def rhs(ZL, weighted, X=None):
+    def rhs(self, scaled, weighted, X=None):
         """Blocks of Λ'Z' v (and X' v) for ``v = w * r``."""
-        out = [np.asarray(Zj.T @ weighted) for Zj in ZL]
+        out = []
+        for term, zt in zip(self.re.terms, scaled):
+            cols = [np.bincount(term.refs, weights=weighted * zt[:, a], minlength=term.n_levels)
+                    for a in range(term.n_cov)]
+            out.append(np.column_stack(cols).ravel())
         if X is not None:
             out.append(X.T @ weighted)
         return out

@@ -523,19 +523,25 @@ class GLMM(base.LikelihoodModel):
         extra_lower = [-np.inf] * len(extra)
         u_zero = np.zeros(re.n_re)
         history = {"stage1_nfev": 0, "stage2_nfev": 0}
+        # PIRLS warm-starts from the previous evaluation's modes: with u converged
+        # to 1e-10 the objective's dependence on the path is negligible.
+        warm = {"u": u_zero, "beta": beta0}
 
         def stage1_objective(p):
             theta, phi, _ = self._split(np.concatenate([p, beta0]))
             scaled = re.scaled_covariates(theta)
-            modes = pirls(self.response, re, self.system, scaled, self.offset, u_zero,
-                          phi, X=self.exog, beta0=beta0, information=information)
+            modes = pirls(self.response, re, self.system, scaled, self.offset, warm["u"],
+                          phi, X=self.exog, beta0=warm["beta"], information=information)
+            warm["u"], warm["beta"] = modes.u, modes.beta
             return modes.laplace()
 
         p1 = np.concatenate([theta0, extra])
         opt1 = None
         if nAGQ == 0 or nAGQ0_init:
+            # only a starting point unless nAGQ=0: no need to polish it
+            tols = {} if nAGQ == 0 else {"ftol_abs": 1e-6, "xtol_abs": 1e-5}
             opt1 = bobyqa(stage1_objective, p1, np.concatenate([lower_theta, extra_lower]),
-                          np.full(p1.size, 0.2), maxeval=maxfun)
+                          np.full(p1.size, 0.2), maxeval=maxfun, **tols)
             history["stage1_nfev"] = opt1.nfev
             p1 = opt1.x
         theta1, phi1, _ = self._split(np.concatenate([p1, beta0]))
@@ -587,15 +593,18 @@ class GLMM(base.LikelihoodModel):
         fit["vcov"], fit["cov_type"] = self._choose_vcov(fit, use_hessian)
         return fit
 
-    def _stage2_objective(self, nAGQ, u_store, information):
+    def _stage2_objective(self, nAGQ, u_start, information):
+        """Deviance over (θ, log φ, β); PIRLS warm-starts from the last modes."""
         re = self.random_effects
+        warm = {"u": u_start}
 
         def objective(p):
             theta, phi, beta = self._split(p)
             scaled = re.scaled_covariates(theta)
             offset = self.offset + self.exog @ beta
-            modes = pirls(self.response, re, self.system, scaled, offset, u_store, phi,
+            modes = pirls(self.response, re, self.system, scaled, offset, warm["u"], phi,
                           beta=beta, information=information)
+            warm["u"] = modes.u
             if nAGQ <= 1:
                 return modes.laplace()
             return agq_deviance(self.response, re, scaled, offset, modes, nAGQ, phi)
@@ -623,8 +632,7 @@ class GLMM(base.LikelihoodModel):
         eta = self.offset + self.exog @ beta + self.random_effects.linear_predictor(scaled, u)
         mu = self.response.mu(eta)
         w = self.response.working_weights(eta, mu, phi)
-        factor, _ = self.system.factor(scaled, w, self.exog)
-        return factor
+        return self.system.factor(scaled, w, self.exog)
 
     def _conditional_vcov(self, theta, beta, phi, u):
         """(R_X' R_X)⁻¹: the covariance of β̂ conditional on θ (lme4's RX vcov)."""
@@ -687,9 +695,9 @@ class GLMM(base.LikelihoodModel):
         resp = self.response
         scaled = re.scaled_covariates(theta)
         w = resp.weights
-        factor, ZL = self.system.factor(scaled, w, self.exog)
+        factor = self.system.factor(scaled, w, self.exog)
         y = resp.y - self.offset
-        sol = factor.solve(self.system.rhs(ZL, w * y, self.exog))
+        sol = factor.solve(self.system.rhs(scaled, w * y, self.exog))
         u = np.concatenate(sol[:-1])
         beta = sol[-1]
         resid = y - self.exog @ beta - re.linear_predictor(scaled, u)

@@ -118,8 +118,8 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
         working = (eta - fixed) + (response.y - mu) / response.mu_eta(eta)
         if joint:
             working = working + X @ b
-        factor, ZL = system.factor(scaled, w, X)
-        sol = factor.solve(system.rhs(ZL, w * working, X))
+        factor = system.factor(scaled, w, X)
+        sol = factor.solve(system.rhs(scaled, w * working, X))
         u_new = np.concatenate(sol[:len(re.terms)]) if q else u
         b_new = sol[-1] if joint else None
         for _ in range(max_halvings):
@@ -145,12 +145,13 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
             break
     else:
         raise PirlsError(f"PIRLS did not converge in {maxit} iterations")
-    if information == "observed":
-        w = response.observed_weights(eta, mu, phi)
-    else:
-        w = response.working_weights(eta, mu, phi)
+    if information == "expected" or response.canonical:
+        # the last iteration's factor, at a u within step_tol of the modes
+        return PirlsResult(u, b if joint else beta, eta, mu,
+                           factor.leading(len(re.terms)), neg2ll, iteration)
+    w = response.observed_weights(eta, mu, phi)
     try:
-        factor, _ = system.factor(scaled, w)
+        factor = system.factor(scaled, w)
     except np.linalg.LinAlgError:
         raise PirlsError("the observed information at the conditional modes is not "
                          "positive definite") from None

@@ -203,6 +203,9 @@ class RandomEffects:
         """Z Λ u, given :meth:`scaled_covariates` and the spherical u."""
         eta = np.zeros(len(self.terms[0].refs))
         for term, zt, lo in zip(self.terms, scaled, self.re_offsets):
+            if term.n_cov == 1:
+                eta += zt[:, 0] * u[lo:lo + term.n_re][term.refs]
+                continue
             u_term = u[lo:lo + term.n_re].reshape(term.n_levels, term.n_cov)
             eta += np.einsum("ij,ij->i", zt, u_term[term.refs])
         return eta

@@ -133,6 +133,13 @@ class Response:
             self._pois_const = special.gammaln(y + 1)
 
     @property
+    def canonical(self):
+        """True for a canonical link, where observed and expected information agree."""
+        return (self.name, self.link) in {
+            ("binomial", "logit"), ("poisson", "log"), ("gaussian", "identity"),
+            ("Gamma", "inverse"), ("inverse.gaussian", "1/mu^2")}
+
+    @property
     def nobs(self):
         return self.y.shape[0]
 
