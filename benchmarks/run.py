@@ -1,0 +1,218 @@
+"""Benchmark statsmodels_glmm side by side with lme4 and glmmTMB.
+
+    python benchmarks/run.py                 # all models, 3 repeats, with R if present
+    python benchmarks/run.py --models M1 M3 --repeats 5
+    python benchmarks/run.py --no-r          # ours only
+    python benchmarks/run.py --scaling       # Bernoulli n = 1e4 .. 1e6, time and memory
+
+Models (as in the project's peer measurements): M1 cbpp; M2 Contraception
+``(urban | district)``; M3 grouseticks, three scalar terms; M4 VerbAgg crossed
+``(1|id) + (1|item)``; M5 simulated Bernoulli n=200 000, 2000 groups; M6 simulated
+crossed Poisson n=50 000, 500 x 100 levels. Simulated data are generated here
+with fixed seeds and handed to R as CSV, so every implementation fits the same rows.
+
+For every repeat the runner fits our model, then (when ``Rscript`` is on the PATH)
+runs one R process that times lme4's and glmmTMB's fits of the same model
+(timed inside R, after a warm-up fit), alternating. It prints per model the median
+times, our time divided by each peer's, −2 log-likelihood differences (ours minus
+theirs: negative means a better optimum), our number of deviance evaluations and
+our peak memory (tracemalloc, numpy allocations included).
+"""
+
+import argparse
+import json
+from pathlib import Path
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+
+from statsmodels_glmm import datasets, glmer
+
+HERE = Path(__file__).parent
+
+
+def _contraception():
+    data = datasets.load_contraception()
+    data["ch"] = pd.Categorical(np.where(data["livch"] != "0", "Y", "N"), categories=["N", "Y"])
+    return data
+
+
+def _grouseticks():
+    data = datasets.load_grouseticks()
+    data["sHEIGHT"] = (data["HEIGHT"] - data["HEIGHT"].mean()) / data["HEIGHT"].std()
+    return data
+
+
+def _verbagg():
+    return datasets.load_verbagg()
+
+
+def simulate_bernoulli(n=200_000, groups=2000, n_fixed=1, seed=1):
+    """M5: y ~ Bern(plogis(-0.5 + 0.8 x + b_g)), b_g ~ N(0, 0.7²)."""
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, groups, n)
+    X = rng.normal(size=(n, n_fixed))
+    b = rng.normal(0, 0.7, groups)
+    beta = np.r_[0.8, np.zeros(n_fixed - 1)] if n_fixed > 1 else np.array([0.8])
+    eta = -0.5 + X @ beta + b[g]
+    frame = pd.DataFrame(X, columns=[f"x{i}" if i else "x" for i in range(n_fixed)])
+    frame["g"] = pd.Categorical([f"g{v:05d}" for v in g])
+    frame["y"] = (rng.uniform(size=n) < 1 / (1 + np.exp(-eta))).astype(float)
+    return frame
+
+
+def simulate_crossed_poisson(n=50_000, na=500, nb=100, seed=2):
+    """M6: y ~ Pois(exp(0.3 + 0.5 x + a_i + b_j)), SDs 0.5 and 0.3."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, na, n)
+    b = rng.integers(0, nb, n)
+    x = rng.normal(size=n)
+    eta = 0.3 + 0.5 * x + rng.normal(0, 0.5, na)[a] + rng.normal(0, 0.3, nb)[b]
+    return pd.DataFrame({"x": x, "a": pd.Categorical([f"a{v:03d}" for v in a]),
+                         "b": pd.Categorical([f"b{v:03d}" for v in b]),
+                         "y": rng.poisson(np.exp(eta)).astype(float)})
+
+
+MODELS = {
+    "M1": ("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+           "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+           datasets.load_cbpp, "binomial"),
+    "M2": ("use ~ age * ch + I(age**2) + urban + (urban | district)",
+           "use ~ age * ch + I(age^2) + urban + (urban | district)", _contraception, "binomial"),
+    "M3": ("TICKS ~ YEAR + sHEIGHT + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)",
+           "TICKS ~ YEAR + sHEIGHT + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)",
+           _grouseticks, "poisson"),
+    "M4": ("r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)",
+           "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)", _verbagg, "binomial"),
+    "M5": ("y ~ x + (1 | g)", "y ~ x + (1 | g)", simulate_bernoulli, "binomial"),
+    "M6": ("y ~ x + (1 | a) + (1 | b)", "y ~ x + (1 | a) + (1 | b)",
+           simulate_crossed_poisson, "poisson"),
+}
+
+_FAMILY = {"binomial": sm.families.Binomial, "poisson": sm.families.Poisson}
+
+R_SCRIPT = r"""
+suppressPackageStartupMessages({library(lme4); library(glmmTMB); library(jsonlite)})
+args <- commandArgs(TRUE)
+data <- read.csv(args[1], stringsAsFactors = TRUE)
+factors <- fromJSON(args[4])
+for (nm in names(factors)) data[[nm]] <- factor(as.character(data[[nm]]), levels = factors[[nm]])
+form <- as.formula(args[2]); fam <- get(args[3])()
+data(cbpp, package = "lme4")
+invisible(glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, binomial))
+t0 <- proc.time()[["elapsed"]]; m <- glmer(form, data, family = fam)
+t_lme4 <- proc.time()[["elapsed"]] - t0
+t0 <- proc.time()[["elapsed"]]; tm <- glmmTMB(form, data, family = fam)
+t_tmb <- proc.time()[["elapsed"]] - t0
+cat(toJSON(list(lme4 = t_lme4, glmmTMB = t_tmb, lme4_neg2ll = -2 * as.numeric(logLik(m)),
+                glmmTMB_neg2ll = -2 * as.numeric(logLik(tm)),
+                lme4_fevals = m@optinfo$feval), auto_unbox = TRUE, digits = NA))
+"""
+
+
+def fit_ours(formula, data, family):
+    start = time.perf_counter()
+    res = glmer(formula, data, family=_FAMILY[family]())
+    elapsed = time.perf_counter() - start
+    nfev = res.mle_retvals["stage1_nfev"] + res.mle_retvals["stage2_nfev"]
+    return elapsed, res.neg2llf, nfev
+
+
+def peak_memory_mb(name, n=None):
+    """Peak resident memory added by one fit, measured in a fresh process (MB)."""
+    code = (
+        "import resource, sys; sys.path.insert(0, %r); import run; "
+        "name, n = %r, %r; formula, _, load, family = run.MODELS.get(name, (None,) * 4); "
+        "data = load() if n is None else run.simulate_bernoulli(n, max(n // 100, 10), 10, 3); "
+        "formula = formula if n is None else 'y ~ x + ' + ' + '.join("
+        "f'x{i}' for i in range(1, 10)) + ' + (1 | g)'; "
+        "family = family or 'binomial'; "
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
+        "run.fit_ours(formula, data, family); "
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)"
+    ) % (str(HERE), name, n)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def fit_r(workdir, formula, data, family):
+    csv = workdir / "data.csv"
+    if not csv.exists():
+        data.to_csv(csv, index=False)
+    factors = {c: [str(v) for v in data[c].cat.categories] for c in data.columns
+               if isinstance(data[c].dtype, pd.CategoricalDtype)}
+    script = workdir / "fit.R"
+    script.write_text(R_SCRIPT)
+    out = subprocess.run(["Rscript", str(script), str(csv), formula, family,
+                          json.dumps(factors)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_model(name, repeats, with_r):
+    formula, r_formula, load, family = MODELS[name]
+    data = load()
+    fit_ours(formula, data, family)  # warm-up (imports, caches)
+    ours, peers = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(repeats):
+            ours.append(fit_ours(formula, data, family))
+            if with_r:
+                peers.append(fit_r(Path(tmp), r_formula, data, family))
+    t = float(np.median([o[0] for o in ours]))
+    row = {"model": name, "ours_s": t, "neg2ll": ours[-1][1], "nfev": ours[-1][2],
+           "peak_MB": peak_memory_mb(name)}
+    if peers:
+        for peer in ("lme4", "glmmTMB"):
+            tp = float(np.median([p[peer] for p in peers]))
+            row[f"{peer}_s"] = tp
+            row[f"ratio_{peer}"] = t / tp
+            row[f"d2ll_{peer}"] = ours[-1][1] - peers[-1][f"{peer}_neg2ll"]
+        row["lme4_fevals"] = peers[-1]["lme4_fevals"]
+    return row
+
+
+def scaling(sizes=(10_000, 100_000, 1_000_000)):
+    rows = []
+    for n in sizes:
+        groups = max(n // 100, 10)
+        data = simulate_bernoulli(n, groups, n_fixed=10, seed=3)
+        rhs = " + ".join(["x"] + [f"x{i}" for i in range(1, 10)])
+        t, neg2ll, nfev = fit_ours(f"y ~ {rhs} + (1 | g)", data, "binomial")
+        rows.append({"n": n, "groups": groups, "p": 11, "seconds": t,
+                     "peak_MB": peak_memory_mb("scaling", n), "nfev": nfev, "neg2ll": neg2ll})
+        print(rows[-1], flush=True)
+    return pd.DataFrame(rows)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-r", action="store_true", help="skip lme4 and glmmTMB")
+    parser.add_argument("--scaling", action="store_true", help="Bernoulli n = 1e4 .. 1e6")
+    args = parser.parse_args(argv)
+    if args.scaling:
+        print(scaling().to_string(index=False))
+        return 0
+    with_r = not args.no_r and shutil.which("Rscript") is not None
+    if not with_r and not args.no_r:
+        print("Rscript not found: timing ours only", file=sys.stderr)
+    rows = []
+    for name in args.models:
+        rows.append(run_model(name, args.repeats, with_r))
+        print(json.dumps(rows[-1]), flush=True)
+    table = pd.DataFrame(rows)
+    with pd.option_context("display.width", 200, "display.float_format", "{:.4g}".format):
+        print(table.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
