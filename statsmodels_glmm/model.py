@@ -649,25 +649,25 @@ class GLMM(base.LikelihoodModel):
 
     @staticmethod
     def _numerical_hessian(fun, x, step=1e-4):
-        """Central finite-difference Hessian (lme4's ``deriv12`` scheme)."""
+        """Symmetric finite-difference Hessian, second-order accurate.
+
+        Diagonal: (f(x+h) − 2 f(x) + f(x−h)) / h². Off-diagonal from the two
+        diagonal moves f(x ± h e_i ± h e_j) and the axis values already computed:
+        [f(++) + f(−−) − f(+i) − f(−i) − f(+j) − f(−j) + 2 f(x)] / (2h²). That is
+        1 + 2k + k(k−1) evaluations, half of lme4's 4-point rule off the diagonal,
+        with the same O(h²) error.
+        """
         k = x.size
         f0 = fun(x)
-        H = np.empty((k, k))
-        fp = np.empty(k)
-        fm = np.empty(k)
-        for i in range(k):
-            e = np.zeros(k)
-            e[i] = step
-            fp[i], fm[i] = fun(x + e), fun(x - e)
-            H[i, i] = (fp[i] - 2 * f0 + fm[i]) / step ** 2
+        eye = np.eye(k) * step
+        fp = np.array([fun(x + eye[i]) for i in range(k)])
+        fm = np.array([fun(x - eye[i]) for i in range(k)])
+        H = np.diag((fp - 2 * f0 + fm) / step ** 2)
         for i in range(k):
             for j in range(i):
-                ei = np.zeros(k)
-                ej = np.zeros(k)
-                ei[i] = step
-                ej[j] = step
-                val = (fun(x + ei + ej) - fun(x + ei - ej) - fun(x - ei + ej)
-                       + fun(x - ei - ej)) / (4 * step ** 2)
+                fpp = fun(x + eye[i] + eye[j])
+                fmm = fun(x - eye[i] - eye[j])
+                val = (fpp + fmm - fp[i] - fm[i] - fp[j] - fm[j] + 2 * f0) / (2 * step ** 2)
                 H[i, j] = H[j, i] = val
         return H
 

@@ -114,8 +114,8 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
     if not np.isfinite(pdev):
         raise PirlsError("PIRLS: non-finite objective at the starting values")
     for iteration in range(1, maxit + 1):  # noqa: B007 (reported after the loop)
-        w = response.working_weights(eta, mu, phi)
-        working = (eta - fixed) + (response.y - mu) / response.mu_eta(eta)
+        w, dmu = response.irls_quantities(eta, mu, phi)
+        working = (eta - fixed) + (response.y - mu) / dmu
         if joint:
             working = working + X @ b
         factor = system.factor(scaled, w, X)

@@ -24,6 +24,7 @@ import statsmodels.genmod.families as fam
 __all__ = ["Response", "family_name", "link_name", "has_dispersion"]
 
 _EPS = np.finfo(float).eps
+_TINY = np.finfo(float).tiny
 _ETA_MAX = 700.0
 
 
@@ -126,6 +127,8 @@ class Response:
                     self.m > 0, self.m, 1), 0.0)
             self._binom_k = np.round(self.m * y)
             self._binom_n = np.round(self.m)
+            self._binom_nk = self._binom_n - self._binom_k
+            self._bernoulli = bool(np.all((self._binom_n == 1) | (self.binom_mult == 0)))
             self._binom_const = (special.gammaln(self._binom_n + 1)
                                  - special.gammaln(self._binom_k + 1)
                                  - special.gammaln(self._binom_n - self._binom_k + 1))
@@ -163,9 +166,12 @@ class Response:
         link = self.family.link
         if self.link == "log":
             return np.exp(np.minimum(eta, _ETA_MAX))
-        mu = link.inverse(eta)
+        mu = special.expit(eta) if self.link == "logit" else link.inverse(eta)
+        if mu is eta or np.shares_memory(mu, eta):  # identity link returns its input
+            mu = mu.copy()
         if self.name == "binomial":
-            mu = np.clip(mu, _EPS, 1.0 - _EPS)
+            np.maximum(mu, _EPS, out=mu)
+            np.minimum(mu, 1.0 - _EPS, out=mu)
         return mu
 
     def mu_eta(self, eta):
@@ -182,8 +188,28 @@ class Response:
 
     def working_weights(self, eta, mu, phi=1.0):
         """PIRLS (Fisher scoring) weights w μ'(η)² / (φ V(μ))."""
+        return self.irls_quantities(eta, mu, phi)[0]
+
+    def irls_quantities(self, eta, mu, phi=1.0):
+        """(weights w μ'² / (φ V), μ'(η)) for one PIRLS step, in few passes.
+
+        The common pairs get closed forms: binomial-logit (μ' = V = μ(1−μ)) and
+        the log link (μ' = μ).
+        """
+        if self.name == "binomial" and self.link == "logit":
+            d = np.maximum(mu * (1.0 - mu), _EPS)
+            return self.weights * d if phi == 1.0 else self.weights * d / phi, d
+        if self.link == "log":
+            d = mu
+            if self.name == "poisson":
+                w = self.weights * mu
+            elif self.name == "Gamma":
+                w = self.weights * np.ones_like(mu)
+            else:
+                w = self.weights * d * d / self.variance(mu)
+            return (w if phi == 1.0 else w / phi), d
         d = self.mu_eta(eta)
-        return self.weights * d * d / (phi * self.variance(mu))
+        return self.weights * d * d / (phi * self.variance(mu)), d
 
     def observed_weights(self, eta, mu, phi=1.0):
         """Observed information −∂² log p(y_i | η_i)/∂η_i², the weights of the true
@@ -225,12 +251,17 @@ class Response:
         proportion-with-weights and two-column forms agree.
         """
         y, w = self.y, self.weights
+        # μ is clamped inside (0, 1) for the binomial and is positive for the
+        # log link, so plain logs are safe (and ~10x faster than xlogy)
         if self.name == "binomial":
-            k, n = self._binom_k, self._binom_n
-            ll = self._binom_const + special.xlogy(k, mu) + special.xlog1py(n - k, -mu)
+            if self._bernoulli:  # one log per row: log μ or log(1 − μ)
+                return -2.0 * self.binom_mult * np.log(np.where(self._binom_k > 0, mu, 1.0 - mu))
+            ll = (self._binom_const + self._binom_k * np.log(mu)
+                  + self._binom_nk * np.log(1.0 - mu))
             return -2.0 * self.binom_mult * ll
         if self.name == "poisson":
-            return -2.0 * w * (special.xlogy(y, mu) - mu - self._pois_const)
+            log_mu = np.log(mu) if self.link == "log" else np.log(np.maximum(mu, _TINY))
+            return -2.0 * w * (y * log_mu - mu - self._pois_const)
         if self.name == "Gamma":
             shape = w / phi
             ll = (shape * np.log(shape * y / mu) - shape * y / mu - np.log(y)

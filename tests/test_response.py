@@ -74,3 +74,11 @@ def test_weight_errors():
         Response(sm.families.Poisson(), np.ones(3), prior_weights=np.ones(2))
     with pytest.raises(ValueError, match="non-negative"):
         Response(sm.families.Poisson(), np.ones(2), prior_weights=[1, -1])
+
+
+def test_mean_function_never_modifies_eta():
+    resp = Response(sm.families.Binomial(link=sm.families.links.Identity()), np.array([0, 1.0]))
+    eta = np.array([-0.5, 1.5])
+    mu = resp.mu(eta)
+    np.testing.assert_array_equal(eta, [-0.5, 1.5])
+    assert 0 < mu[0] < 1e-10 and 1 - 1e-10 < mu[1] < 1
