@@ -26,6 +26,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import scipy.linalg as sla
 from patsy import EvalEnvironment, PatsyError, dmatrices, dmatrix
 import statsmodels.api as sm
 import statsmodels.base.model as base
@@ -541,7 +542,7 @@ class GLMM(base.LikelihoodModel):
             # only a starting point unless nAGQ=0: no need to polish it
             tols = {} if nAGQ == 0 else {"ftol_abs": 1e-6, "xtol_abs": 1e-5}
             opt1 = bobyqa(stage1_objective, p1, np.concatenate([lower_theta, extra_lower]),
-                          np.full(p1.size, 0.2), maxeval=maxfun, **tols)
+                          np.full(p1.size, 0.5), maxeval=maxfun, **tols)
             history["stage1_nfev"] = opt1.nfev
             p1 = opt1.x
         theta1, phi1, _ = self._split(np.concatenate([p1, beta0]))
@@ -560,19 +561,32 @@ class GLMM(base.LikelihoodModel):
                 beta1, u_store = modes1.beta, modes1.u
             else:
                 beta1, u_store = beta0, u_zero
-            se1 = self._conditional_se(theta1, beta1, phi1, u_store)
+            # β is optimised in whitened coordinates z, β = β₁ + C z with C C' the
+            # conditional covariance at the stage-1 solution: the fixed effects are
+            # often strongly correlated (age, age², age:ch), which BOBYQA's
+            # 2n+1-point quadratic model learns only slowly.
+            whiten = self._beta_whitening(theta1, beta1, phi1, u_store)
+            m = p1.size
             stage2 = self._stage2_objective(nAGQ, u_store, information)
-            p2 = np.concatenate([p1, beta1])
+
+            def to_params(pz):
+                return np.concatenate([pz[:m], beta1 + whiten @ pz[m:]])
+
+            def objective_z(pz):
+                return stage2(to_params(pz))
+
+            pz0 = np.concatenate([p1, np.zeros(self.k_fe)])
             lower2 = np.concatenate([lower_theta, extra_lower, np.full(self.k_fe, -np.inf)])
-            steps = np.concatenate([
-                np.full(self.k_theta, 0.1), np.full(len(extra), 0.1),
-                0.2 * np.minimum(se1, 10.0)])
-            opt = bobyqa(stage2, p2, lower2, steps, maxeval=maxfun)
+            steps = np.concatenate([np.full(m, 0.1), np.full(self.k_fe, 0.2)])
+            # ftol 1e-8 on −2ℓ (and 1e-7 SE in β): ~1e-6 from the optimum at worst
+            opt = bobyqa(objective_z, pz0, lower2, steps, ftol_abs=1e-8, xtol_abs=1e-7,
+                         maxeval=maxfun)
             history["stage2_nfev"] = opt.nfev
-            params = opt.x.copy()
+            pz = opt.x.copy()
             k = self.k_theta
-            params[:k] = self._boundary(params[:k], lambda t: stage2(
-                np.concatenate([t, params[k:]])), boundary_tol)
+            pz[:k] = self._boundary(pz[:k], lambda t: objective_z(
+                np.concatenate([t, pz[k:]])), boundary_tol)
+            params = to_params(pz)
             theta, phi, beta = self._split(params)
             modes = self.pirls(theta, beta, phi, u_store, information=information)
             deviance = self._approximation(modes, theta, nAGQ, phi)
@@ -587,8 +601,14 @@ class GLMM(base.LikelihoodModel):
         }
         use_hessian = nAGQ >= 1 and calc_hessian and cov_type != "conditional"
         if use_hessian:
-            fit["hessian"] = self._numerical_hessian(
-                self._stage2_objective(nAGQ, modes.u, information), params)
+            # differentiate in the optimizer's coordinates (θ, log φ, z), where the
+            # problem is well scaled, then map back to (θ, log φ, β)
+            objective = self._stage2_objective(nAGQ, modes.u, information)
+            H_z = self._numerical_hessian(
+                lambda q: objective(to_params(q)), pz,
+                np.concatenate([np.full(m, 1e-4), np.full(self.k_fe, 1e-3)]))
+            T = sla.block_diag(np.eye(m), np.linalg.inv(whiten))
+            fit["hessian"] = T.T @ H_z @ T
         fit["vcov_conditional"] = self._conditional_vcov(theta, beta, phi, modes.u)
         fit["vcov"], fit["cov_type"] = self._choose_vcov(fit, use_hessian)
         return fit
@@ -641,11 +661,12 @@ class GLMM(base.LikelihoodModel):
         inv = np.linalg.inv(RX)
         return inv.T @ inv
 
-    def _conditional_se(self, theta, beta, phi, u):
+    def _beta_whitening(self, theta, beta, phi, u):
+        """Cholesky factor of the conditional covariance of β (identity if singular)."""
         try:
-            return np.sqrt(np.diag(self._conditional_vcov(theta, beta, phi, u)))
+            return np.linalg.cholesky(self._conditional_vcov(theta, beta, phi, u))
         except np.linalg.LinAlgError:
-            return np.ones(self.k_fe)
+            return np.eye(self.k_fe)
 
     @staticmethod
     def _numerical_hessian(fun, x, step=1e-4):
@@ -658,16 +679,17 @@ class GLMM(base.LikelihoodModel):
         with the same O(h²) error.
         """
         k = x.size
+        h = np.broadcast_to(np.asarray(step, dtype=float), (k,))
         f0 = fun(x)
-        eye = np.eye(k) * step
+        eye = np.diag(h)
         fp = np.array([fun(x + eye[i]) for i in range(k)])
         fm = np.array([fun(x - eye[i]) for i in range(k)])
-        H = np.diag((fp - 2 * f0 + fm) / step ** 2)
+        H = np.diag((fp - 2 * f0 + fm) / h ** 2)
         for i in range(k):
             for j in range(i):
                 fpp = fun(x + eye[i] + eye[j])
                 fmm = fun(x - eye[i] - eye[j])
-                val = (fpp + fmm - fp[i] - fm[i] - fp[j] - fm[j] + 2 * f0) / (2 * step ** 2)
+                val = (fpp + fmm - fp[i] - fm[i] - fp[j] - fm[j] + 2 * f0) / (2 * h[i] * h[j])
                 H[i, j] = H[j, i] = val
         return H
 

@@ -63,8 +63,11 @@ class PirlsResult:
 
 def _objective(response, re, scaled, fixed_eta, u, phi):
     eta = fixed_eta + re.linear_predictor(scaled, u)
-    mu = response.mu(eta)
-    neg2ll = response.neg2loglik_obs(mu, phi)
+    # a step can leave the mean's domain (e.g. μ < 0 with an inverse link); the
+    # objective is then NaN/inf, which the step-halving below handles
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        mu = response.mu(eta)
+        neg2ll = response.neg2loglik_obs(mu, phi)
     return eta, mu, neg2ll, float(neg2ll.sum() + u @ u)
 
 
