@@ -19,6 +19,7 @@ stage over (θ, β) started from it. Gaussian with the identity link is the
 linear mixed model, fitted exactly by the profiled (RE)ML criterion of ``lmer``.
 """
 
+import contextlib
 import copy
 from re import search as re_search
 import sys
@@ -26,14 +27,15 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import scipy.linalg as sla
 from patsy import EvalEnvironment, PatsyError, dmatrices, dmatrix
+import scipy.linalg as sla
 import statsmodels.api as sm
 import statsmodels.base.model as base
 from statsmodels.tools.sm_exceptions import (
     ConvergenceWarning,
     HessianInversionWarning,
 )
+from threadpoolctl import ThreadpoolController
 
 from .blocked_cholesky import PenalizedSystem
 from .formula_parser import parse_formula
@@ -46,6 +48,20 @@ from .response import Response, family_name, has_dispersion
 __all__ = ["GLMM"]
 
 _MAX_NAGQ = 100
+# Dense blocks below this size are factored faster by single-threaded BLAS: thread
+# synchronisation costs more than it saves (2.2x on a 500 x 100 crossed Poisson).
+_SMALL_DENSE = 1000
+_BLAS_CONTROLLER = None
+
+
+def _blas_limits(threads):
+    """Context manager limiting BLAS threads (``None``: leave them alone)."""
+    global _BLAS_CONTROLLER
+    if threads is None:
+        return contextlib.nullcontext()
+    if _BLAS_CONTROLLER is None:
+        _BLAS_CONTROLLER = ThreadpoolController()
+    return _BLAS_CONTROLLER.limit(limits=threads, user_api="blas")
 _R_FUNCTIONS = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "np": np}
 
 
@@ -438,7 +454,7 @@ class GLMM(base.LikelihoodModel):
     # -- fitting -----------------------------------------------------------------------
     def fit(self, nAGQ=1, start=None, reml=False, cov_type=None, maxfun=10000,
             nAGQ0_init=True, boundary_tol=1e-5, calc_hessian=True, information="observed",
-            **kwargs):
+            blas_threads="auto", **kwargs):
         """Fit by maximum likelihood (or REML for the linear mixed model).
 
         Parameters
@@ -471,6 +487,10 @@ class GLMM(base.LikelihoodModel):
             information, as lme4. They are identical for canonical links
             (binomial-logit, Poisson-log); for others (probit, cloglog,
             Gamma-log ...) ``"expected"`` reproduces lme4's numbers.
+        blas_threads : int, None or "auto"
+            BLAS threads during the fit. ``"auto"`` uses one thread when every
+            dense block is smaller than 1000 (faster for such blocks), and leaves
+            the BLAS setting alone otherwise; ``None`` never changes it.
 
         Returns
         -------
@@ -491,15 +511,24 @@ class GLMM(base.LikelihoodModel):
         unknown = set(start) - {"theta", "beta", "phi"}
         if unknown:
             raise ValueError(f"unknown start values: {', '.join(sorted(unknown))}")
-        if self.is_lmm:
-            fit = self._fit_lmm(reml, start, maxfun, boundary_tol)
-        else:
-            fit = self._fit_glmm(nAGQ, start, maxfun, nAGQ0_init, boundary_tol,
-                                 cov_type, calc_hessian, information)
+        if blas_threads == "auto":
+            blas_threads = 1 if self._largest_dense_block() < _SMALL_DENSE else None
+        with _blas_limits(blas_threads):
+            if self.is_lmm:
+                fit = self._fit_lmm(reml, start, maxfun, boundary_tol)
+            else:
+                fit = self._fit_glmm(nAGQ, start, maxfun, nAGQ0_init, boundary_tol,
+                                     cov_type, calc_hessian, information)
         fit["information"] = information
         fit["reml"] = reml
         results = GLMMResults(self, fit)
         return GLMMResultsWrapper(results)
+
+    def _largest_dense_block(self):
+        """Order of the largest dense block of the factor (crossed terms, X)."""
+        re = self.random_effects
+        crossed = [t.n_re for j, t in enumerate(re.terms) if j > 0 and not re.nested[j]]
+        return max(crossed + [self.k_fe])
 
     def _theta_start(self, start):
         theta = start.get("theta")
