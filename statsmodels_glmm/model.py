@@ -271,7 +271,7 @@ class GLMM(base.LikelihoodModel):
             raise ValueError("no observations left after removing rows with missing values")
         keep = frame.index
         env = EvalEnvironment([eval_env])
-        re = build_random_effects(parsed.bars, frame)
+        re = build_random_effects(parsed.bars, frame, eval_env)
         total_offset = np.zeros(len(frame))
         if extra["offset"] is not None:
             total_offset += extra["offset"][frame["__row__"].to_numpy()]
@@ -279,7 +279,8 @@ class GLMM(base.LikelihoodModel):
             total_offset += np.asarray(
                 dmatrix(f"0 + I({expr})", frame, eval_env=env, NA_action="raise")
             ).ravel()
-        prior = None if extra["weights"] is None else extra["weights"][frame["__row__"].to_numpy()]
+        frame_rows = frame["__row__"].to_numpy()
+        prior = None if extra["weights"] is None else extra["weights"][frame_rows]
         endog_label = parsed.lhs
         frame = frame.drop(columns="__row__")
         # statsmodels evaluates the fixed part, so the model gets formula names,
@@ -291,6 +292,9 @@ class GLMM(base.LikelihoodModel):
             eval_env=eval_env, **kwargs)
         mod.formula_full = formula
         mod.row_labels = keep
+        mod.offset_exprs = list(parsed.offsets)
+        mod.explicit_offset = (None if extra["offset"] is None
+                               else extra["offset"][frame_rows])
         return mod
 
     @staticmethod

@@ -13,10 +13,11 @@ follows that order, not the formula's.
 """
 
 from dataclasses import dataclass
+import re as re_module
 
 import numpy as np
 import pandas as pd
-from patsy import PatsyError, dmatrix
+from patsy import EvalEnvironment, PatsyError, build_design_matrices, dmatrix
 import scipy.sparse as sp
 
 __all__ = ["RandomEffectsTerm", "RandomEffects", "build_random_effects", "group_codes"]
@@ -96,6 +97,8 @@ class RandomEffectsTerm:
     levels: pd.Index
     z: np.ndarray
     factors: tuple = ()
+    design_info: object = None
+    template: object = None
 
     @property
     def n_cov(self):
@@ -142,6 +145,49 @@ class RandomEffectsTerm:
         indptr = np.arange(0, n * s + 1, s)
         indices = (self.refs[:, None] * s + np.arange(s)).ravel()
         return sp.csr_matrix((self.z.ravel(), indices, indptr), shape=(n, self.n_re))
+
+    def __getstate__(self):
+        # patsy's DesignInfo cannot be pickled: keep the columns it was built
+        # from (none for an intercept-only term) and rebuild it on demand
+        state = self.__dict__.copy()
+        state["design_info"] = None
+        return state
+
+    def _design(self):
+        if self.design_info is None and getattr(self, "template", None) is not None:
+            self.design_info = dmatrix(self.expr, self.template, NA_action="raise").design_info
+        return self.design_info
+
+    def covariates_for(self, frame):
+        """Covariates of this term evaluated on new data, coded as in the fit.
+
+        Rows with missing values come back as NaN.
+        """
+        design = self._design()
+        if design is None:
+            raise ValueError(f"term ({self.expr} | {self.group_name}) was built from arrays; "
+                             "new data needs a model created from a formula")
+        (mat,) = build_design_matrices([design], frame, NA_action="drop",
+                                       return_type="dataframe")
+        return mat.reindex(frame.index).to_numpy(dtype=float)
+
+    def level_codes_for(self, frame):
+        """Index of each row's level in ``levels``; -1 for a level not in the fit
+        and for a missing grouping value."""
+        for name in self.factors:
+            if name not in frame.columns:
+                raise ValueError(f"grouping factor {name!r} is not a column of newdata")
+        missing = np.zeros(len(frame), dtype=bool)
+        parts = []
+        for name in self.factors:
+            col = frame[name]
+            missing |= col.isna().to_numpy()
+            parts.append(col.astype(object).map(str).to_numpy())
+        labels = parts[0] if len(parts) == 1 else np.array([":".join(v) for v in zip(*parts)])
+        lookup = {lab: i for i, lab in enumerate(self.levels)}
+        codes = np.array([lookup.get(lab, -1) for lab in labels], dtype=np.intp)
+        codes[missing] = -1
+        return codes, labels, missing
 
     def is_nested_in(self, other):
         """True if each level of ``self`` lies within one level of ``other``."""
@@ -245,18 +291,20 @@ class RandomEffects:
         return out
 
 
-def _covariate_matrix(bar, frame):
+def _covariate_matrix(bar, frame, eval_env=None):
+    env = EvalEnvironment([eval_env]) if eval_env is not None else 0
     try:
-        mat = dmatrix(bar.expr, frame, NA_action="raise", return_type="dataframe")
+        mat = dmatrix(bar.expr, frame, NA_action="raise", return_type="dataframe",
+                      eval_env=env)
     except PatsyError as exc:
         raise PatsyError(f"in random-effects term {bar}: {exc}") from None
     names = ["(Intercept)" if c == "Intercept" else c for c in mat.columns]
     if mat.shape[1] == 0:
         raise PatsyError(f"random-effects term {bar} has no covariates")
-    return np.asarray(mat, dtype=float), names
+    return np.asarray(mat, dtype=float), names, mat.design_info
 
 
-def build_random_effects(bars, frame):
+def build_random_effects(bars, frame, eval_env=None):
     """Evaluate the bar terms on a complete-case data frame.
 
     Parameters
@@ -271,9 +319,10 @@ def build_random_effects(bars, frame):
     """
     terms = []
     for bar in bars:
-        z, cnames = _covariate_matrix(bar, frame)
+        z, cnames, design_info = _covariate_matrix(bar, frame, eval_env)
         refs, levels = group_codes(frame, bar.factors)
-        terms.append(
-            RandomEffectsTerm(bar.group_name, cnames, bar.expr, refs, levels, z, bar.factors)
-        )
+        names = set(re_module.findall(r"[A-Za-z_][A-Za-z0-9_.]*", bar.expr))
+        template = frame[[c for c in frame.columns if c in names]].copy()
+        terms.append(RandomEffectsTerm(bar.group_name, cnames, bar.expr, refs, levels, z,
+                                       bar.factors, design_info, template))
     return RandomEffects(terms)

@@ -160,27 +160,100 @@ class GLMMResults(base.LikelihoodModelResults):
             rows.append(("Residual", None, None, self.dispersion, self.sigma))
         return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
 
-    def ranef(self):
+    def ranef(self, condVar=False):
         """Conditional modes of the random effects, b = Λ û.
+
+        Parameters
+        ----------
+        condVar : bool
+            Also return the conditional variances (lme4's ``postVar``).
 
         Returns
         -------
         dict
             {grouping factor name: DataFrame indexed by level, one column per
             random effect}; terms sharing a grouping factor are combined, as in
-            lme4.
+            lme4. With ``condVar=True`` each DataFrame carries
+            ``frame.attrs["condVar"]``, an array (levels, S, S) of conditional
+            covariance matrices, and columns ``condsd(<name>)`` with their
+            square-rooted diagonals.
         """
         re = self.model.random_effects
+        cond = self.conditional_variances() if condVar else [None] * len(re.terms)
         out = {}
-        for term, b in zip(re.terms, re.conditional_modes(self.theta.to_numpy(), self.u)):
+        for term, b, var in zip(re.terms, re.conditional_modes(self.theta.to_numpy(), self.u),
+                                cond):
             frame = pd.DataFrame(b, index=term.levels, columns=term.cnames)
             frame.index.name = term.group_name
+            if var is not None:
+                sd = np.sqrt(np.diagonal(var, axis1=1, axis2=2))
+                for i, name in enumerate(term.cnames):
+                    frame[f"condsd({name})"] = sd[:, i]
             if term.group_name in out:
-                out[term.group_name] = out[term.group_name].join(frame, rsuffix="'")
+                prev = out[term.group_name]
+                merged = prev.join(frame, rsuffix="'")
+                if var is not None:
+                    merged.attrs["condVar"] = _block_stack(prev.attrs["condVar"], var)
+                out[term.group_name] = merged
             else:
+                if var is not None:
+                    frame.attrs["condVar"] = var
                 out[term.group_name] = frame
+        if condVar:  # modes first, then their conditional standard deviations
+            for name, frame in out.items():
+                modes = [c for c in frame.columns if not str(c).startswith("condsd(")]
+                sds = [c for c in frame.columns if str(c).startswith("condsd(")]
+                attrs = frame.attrs
+                out[name] = frame[modes + sds]
+                out[name].attrs.update(attrs)
         return out
 
+    def conditional_variances(self):
+        """Per term, the conditional covariance of b at each level, (levels, S, S).
+
+        Λ_j [(L L')⁻¹]_jj Λ_j' (times σ² for the linear mixed model), with L the
+        factor at the modes: conditional on θ and β, as lme4's ``postVar``.
+        """
+        re = self.model.random_effects
+        factor = self._fit["modes"].factor.leading(len(re.terms))
+        if len(re.terms) == 1:
+            inv = factor.diag[0].inverse
+            blocks = [np.einsum("lki,lkj->lij", inv, inv)]
+        else:
+            Linv = np.linalg.inv(factor.to_dense())
+            full = Linv.T @ Linv
+            blocks = []
+            for term, lo in zip(re.terms, re.re_offsets):
+                s = term.n_cov
+                sub = full[lo:lo + term.n_re, lo:lo + term.n_re]
+                idx = np.arange(term.n_levels)[:, None] * s + np.arange(s)
+                blocks.append(sub[idx[:, :, None], idx[:, None, :]])
+        scale = self._re_scale()
+        return [scale * np.einsum("ij,ljk,mk->lim", T, blk, T)
+                for T, blk in zip(re.factors(self.theta.to_numpy()), blocks)]
+
+    def coef(self):
+        """Fixed plus random effects per level (lme4's ``coef``).
+
+        Returns
+        -------
+        dict
+            {grouping factor: DataFrame indexed by level with a column per fixed
+            effect}; random-effect covariates add to the fixed effect of the same
+            name (``(Intercept)`` to ``Intercept``).
+        """
+        out = {}
+        params = pd.Series(np.asarray(self.params), index=list(self.model.exog_names))
+        for group, frame in self.ranef().items():
+            table = pd.DataFrame(np.tile(params.to_numpy(), (len(frame), 1)),
+                                 index=frame.index, columns=params.index)
+            for col in frame.columns:
+                name = "Intercept" if col == "(Intercept)" else str(col).rstrip("'")
+                if name not in table.columns:
+                    table[name] = 0.0
+                table[name] += frame[col].to_numpy()
+            out[group] = table
+        return out
     @cache_readonly
     def random_effects(self):
         """Conditional modes as statsmodels MixedLM: {level: Series}.
@@ -192,6 +265,263 @@ class GLMMResults(base.LikelihoodModelResults):
             (frame,) = frames.values()
             return {lev: row for lev, row in frame.iterrows()}
         return {(g, lev): row for g, frame in frames.items() for lev, row in frame.iterrows()}
+
+    # -- prediction, simulation, residuals -----------------------------------------------
+    def predict(self, newdata=None, re_form=None, which="mean", allow_new_levels=False,
+                offset=None, exog=None):
+        """Predictions, conditional on the random effects (lme4's ``predict``).
+
+        Parameters
+        ----------
+        newdata : pandas.DataFrame, optional
+            New rows; default the fitted data. ``exog`` is accepted as an alias.
+        re_form : str or None
+            ``None``: every random-effects term; ``"~0"`` or ``"NA"``: none
+            (population level); a formula such as ``"~(1 | herd)"``: the terms of
+            the grouping factors it names.
+        which : {"mean", "linear"}
+            Conditional mean g⁻¹(η) or the linear predictor η.
+        allow_new_levels : bool
+            Predict unseen levels (and missing grouping values) at the population
+            level instead of raising an error that names them.
+        offset : array_like, optional
+            Offset for ``newdata``, added to its ``offset(...)`` terms.
+
+        Returns
+        -------
+        pandas.Series (index of ``newdata``) or ndarray
+            NaN where a covariate or grouping value is missing.
+        """
+        from .prediction import linear_predictor
+
+        if which not in ("mean", "linear"):
+            raise ValueError("which must be 'mean' or 'linear'")
+        newdata = exog if newdata is None else newdata
+        eta, index = linear_predictor(self, newdata, re_form, allow_new_levels, offset)
+        out = eta if which == "linear" else self.model.response.mu(eta)
+        if index is not None:
+            return pd.Series(out, index=index, name="predicted")
+        return out
+
+    def get_prediction(self, newdata=None, which="mean", offset=None):
+        """Population-level prediction (random effects 0) with delta-method
+        standard errors from ``cov_params()``, as statsmodels GLM offers.
+
+        Returns
+        -------
+        prediction.PredictionResults
+            ``predicted``, ``se``, ``conf_int(alpha)``, ``summary_frame(alpha)``.
+        """
+        from .prediction import PredictionResults
+
+        model = self.model
+        if newdata is None:
+            X, offs, index = model.exog, model.offset, getattr(model, "row_labels", None)
+        else:
+            from .prediction import _offset_for
+
+            X, index = self._transform_predict_exog(pd.DataFrame(newdata))
+            offs = _offset_for(model, pd.DataFrame(newdata), offset)
+        eta = X @ np.asarray(self.params) + offs
+        se = np.sqrt(np.einsum("ij,jk,ik->i", X, np.asarray(self.cov_params()), X))
+        return PredictionResults(eta, se, model.response.mu, model.response.mu_eta,
+                                 which=which, index=index)
+
+    def simulate(self, nsim=1, seed=None, use_u=False, newdata=None, re_form=None,
+                 allow_new_levels=False):
+        """Simulate responses from the fitted model (lme4's ``simulate``).
+
+        Parameters
+        ----------
+        nsim : int
+        seed : int, numpy Generator or None
+        use_u : bool
+            Condition on the fitted random effects; otherwise draw new ones,
+            u ~ N(0, I) (and b = Λ u).
+        newdata : pandas.DataFrame, optional
+            Simulate at new rows (with ``use_u`` the fitted effects of their levels).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One column per simulation (``sim_1`` ...), the response on the model's
+            scale: 0/1 or proportions for the binomial (trials as in the fit),
+            counts for the Poisson.
+        """
+        from .prediction import linear_predictor, simulate_response
+
+        rng = np.random.default_rng(seed)
+        model = self.model
+        re = model.random_effects
+        resp = model.response
+        if newdata is not None and not use_u:
+            raise ValueError("simulating new random effects at newdata is not supported; "
+                             "use use_u=True")
+        sims = {}
+        for k in range(nsim):
+            if use_u:
+                eta, index = linear_predictor(self, newdata, re_form, allow_new_levels)
+            else:
+                u = rng.standard_normal(re.n_re)
+                scaled = re.scaled_covariates(self.theta.to_numpy())
+                eta = (model.exog @ np.asarray(self.params) + model.offset
+                       + re.linear_predictor(scaled, u))
+                index = getattr(model, "row_labels", None)
+            sims[f"sim_{k + 1}"] = simulate_response(resp, resp.mu(eta), self.dispersion, rng)
+        return pd.DataFrame(sims, index=index)
+
+    @cache_readonly
+    def resid_response(self):
+        """y − μ (y a proportion for the binomial)."""
+        return self.model.response.y - self.fittedvalues_array
+
+    @cache_readonly
+    def resid_deviance(self):
+        """sign(y − μ) √d_i, the signed square roots of the unit deviances."""
+        resp = self.model.response
+        d = resp.unit_deviance(self.fittedvalues_array)
+        return np.sign(self.resid_response) * np.sqrt(np.maximum(d, 0))
+
+    @cache_readonly
+    def resid_working(self):
+        """(y − μ) / (dμ/dη)."""
+        return self.resid_response / self.model.response.mu_eta(self._fit["modes"].eta)
+
+    def resid(self, type="deviance", scaled=False):
+        """Residuals of one type (lme4's ``residuals``; default deviance).
+
+        Parameters
+        ----------
+        type : {"deviance", "pearson", "working", "response"}
+        scaled : bool
+            Divide by σ = √φ.
+        """
+        values = {"deviance": "resid_deviance", "pearson": "resid_pearson",
+                  "working": "resid_working", "response": "resid_response"}
+        if type not in values:
+            raise ValueError(f"type must be one of {sorted(values)}")
+        out = np.asarray(getattr(self, values[type]))
+        return out / self.sigma if scaled else out
+
+    def hat_matrix_diag(self):
+        """Leverages: the diagonal of the penalized weighted least squares hat
+        matrix at the optimum (lme4's ``hatvalues``; for GLMMs only indicative)."""
+        model = self.model
+        re = model.random_effects
+        theta = self.theta.to_numpy()
+        modes = self._fit["modes"]
+        scaled = re.scaled_covariates(theta)
+        w = model.response.working_weights(modes.eta, modes.mu, 1.0 if model.is_lmm
+                                           else self.dispersion)
+        n, q = len(w), re.n_re
+        if n * (q + model.k_fe) > 5e7:
+            raise ValueError("the hat matrix diagonal needs an n x (q + p) dense solve; "
+                             "this model is too large")
+        factor = model.system.factor(scaled, w, model.exog)
+        A = np.column_stack([re.sparse_z().toarray() @ re.relative_factor(theta).toarray(),
+                             model.exog]) * np.sqrt(w)[:, None]
+        V = np.linalg.solve(np.tril(factor.to_dense()), A.T)
+        return np.sum(V * V, axis=0)
+
+    # -- refitting -------------------------------------------------------------------------
+    def refit(self, new_endog, **fit_kwargs):
+        """Refit the same model to a new response (lme4's ``refit``).
+
+        Reuses the random-effects structure, design and family, and starts from
+        the current estimates in a single optimizer stage.
+
+        Parameters
+        ----------
+        new_endog : array_like
+            Same representation as :meth:`simulate` returns (proportions for a
+            binomial with trials), or a two-column [successes, failures] array.
+        **fit_kwargs
+            Passed to :meth:`GLMM.fit` (defaults: the original ``nAGQ``, no
+            nAGQ=0 stage, starting at the current θ, β, φ).
+        """
+        import copy
+
+        from .response import Response
+
+        model = copy.copy(self.model)
+        resp = self.model.response
+        y = np.asarray(new_endog, dtype=float)
+        if y.shape[0] != resp.nobs:
+            raise ValueError(f"new_endog has {y.shape[0]} rows, the model {resp.nobs}")
+        weights = resp.weights if y.ndim == 1 else resp.prior_weights
+        model.response = Response(model.family, y, weights, resp.offset, model.endog_label)
+        model.endog = y
+        model._glm_start_cache = None
+        start = {"theta": self.theta.to_numpy(), "beta": np.asarray(self.params)}
+        if model.has_dispersion:
+            start["phi"] = self.dispersion
+        kwargs = {"nAGQ": self.nAGQ, "start": start, "nAGQ0_init": False,
+                  "information": self._fit.get("information", "observed")}
+        if model.is_lmm:
+            kwargs = {"reml": self.reml, "start": {"theta": start["theta"]}}
+        kwargs.update(fit_kwargs)
+        return model.fit(**kwargs)
+
+    def update(self, formula=None, **kwargs):
+        """Refit with a new formula (or other arguments) on the same data.
+
+        Parameters
+        ----------
+        formula : str, optional
+            The new lme4-style formula (default: the current one).
+        **kwargs
+            ``family``, ``weights``, ``nAGQ``, ``reml`` ... override the current
+            values.
+        """
+        from .model import glmer
+
+        model = self.model
+        if not hasattr(model, "formula_full"):
+            raise ValueError("update needs a model created from a formula")
+        args = {"family": model.family, "weights": model.weights, "nAGQ": self.nAGQ,
+                "offset": getattr(model, "explicit_offset", None)}
+        if model.is_lmm:
+            args["reml"] = self.reml
+        args.update(kwargs)
+        return glmer(formula or model.formula_full, model.data.frame, **args)
+
+    def get_me(self, name):
+        """Components of the fit by lme4's ``getME`` names.
+
+        ``X``, ``Z`` (sparse), ``Lambda`` (sparse), ``Lambdat``, ``u``, ``b``,
+        ``L`` (dense factor of Λ'Z'WZΛ + I), ``theta``, ``beta``, ``lower``,
+        ``mu``, ``eta``, ``y``, ``offset``, ``weights``, ``flist``, ``cnms``,
+        ``n``, ``p``, ``q``.
+        """
+        model = self.model
+        re = model.random_effects
+        theta = self.theta.to_numpy()
+        getters = {
+            "X": lambda: model.exog,
+            "Z": re.sparse_z,
+            "Lambda": lambda: re.relative_factor(theta),
+            "Lambdat": lambda: re.relative_factor(theta).T.tocsr(),
+            "u": lambda: self.u,
+            "b": lambda: re.relative_factor(theta) @ self.u,
+            "L": lambda: self._fit["modes"].factor.leading(len(re.terms)).to_dense(),
+            "theta": lambda: self.theta,
+            "beta": lambda: pd.Series(np.asarray(self.params), index=list(self.model.exog_names)),
+            "lower": re.theta_lower,
+            "mu": lambda: self._fit["modes"].mu,
+            "eta": lambda: self._fit["modes"].eta,
+            "y": lambda: model.response.y,
+            "offset": lambda: model.offset,
+            "weights": lambda: model.response.prior_weights,
+            "flist": lambda: {t.group_name: pd.Categorical.from_codes(t.refs, t.levels)
+                              for t in re.terms},
+            "cnms": lambda: {t.group_name: t.cnames for t in re.terms},
+            "n": lambda: int(self.nobs),
+            "p": lambda: model.k_fe,
+            "q": lambda: re.n_re,
+        }
+        if name not in getters:
+            raise ValueError(f"unknown component {name!r}; one of {sorted(getters)}")
+        return getters[name]()
 
     def is_singular(self, tol=1e-4):
         """True if a diagonal element of a relative covariance factor is below ``tol``."""
@@ -294,9 +624,21 @@ class GLMMResults(base.LikelihoodModelResults):
         return 2 * stats.norm.sf(np.abs(self.tvalues))
 
 
+def _block_stack(a, b):
+    """Combine per-level covariance blocks of two terms of one grouping factor."""
+    sa, sb = a.shape[1], b.shape[1]
+    out = np.zeros((a.shape[0], sa + sb, sa + sb))
+    out[:, :sa, :sa] = a
+    out[:, sa:, sa:] = b
+    return out
+
+
 class GLMMResultsWrapper(base.LikelihoodResultsWrapper):
-    _attrs = {"fittedvalues": "rows", "resid_pearson": "rows"}
-    _wrap_attrs = wrap.union_dicts(base.LikelihoodResultsWrapper._wrap_attrs, _attrs)
+    _attrs = {"fittedvalues": "rows", "resid_pearson": "rows", "resid_deviance": "rows",
+              "resid_response": "rows", "resid_working": "rows"}
+    # ``resid`` is a method here (lme4's residuals(type=...)), not an array
+    _wrap_attrs = {k: v for k, v in wrap.union_dicts(
+        base.LikelihoodResultsWrapper._wrap_attrs, _attrs).items() if k != "resid"}
     _methods = {}
     _wrap_methods = wrap.union_dicts(base.LikelihoodResultsWrapper._wrap_methods, _methods)
 

@@ -216,6 +216,35 @@ cases$sleepstudy <- list(name = "sleepstudy", formula = "Reaction ~ Days + (Days
                          data = "sleepstudy", lmer = lmm)
 write.csv(sleepstudy, file.path(data_dir, "sleepstudy.csv"), row.names = FALSE)
 
+## ---- issue 4: ranef/condVar, residuals, hat values, coef, predict ------------------
+gm1 <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, binomial)
+gm1p <- glmer(prop ~ period + (1 | herd), cbpp, binomial, weights = size)
+rr <- ranef(gm1, condVar = TRUE)
+newd <- data.frame(period = factor(c("1", "2", "4", "3"), levels = levels(cbpp$period)),
+                   herd = factor(c("1", "7", "99", "3")), size = c(10, 20, 5, 8))
+cm <- glmer(use ~ age * ch + I(age^2) + urban + (urban | district), Contraception, binomial)
+rc <- ranef(cm, condVar = TRUE)
+pv <- attr(rc$district, "postVar")
+cases$extras <- list(
+  cbpp = list(
+    fixef = as.list(fixef(gm1)), theta = I(getME(gm1, "theta")),
+    ranef = I(rr$herd[, 1]), postvar = I(as.numeric(attr(rr$herd, "postVar"))),
+    coef_intercept = I(coef(gm1)$herd[, 1]),
+    resid_range = list(
+      deviance = I(range(residuals(gm1p, "deviance"))),
+      pearson = I(range(residuals(gm1p, "pearson"))),
+      working = I(range(residuals(gm1p, "working"))),
+      response = I(range(residuals(gm1p, "response")))),
+    predict_new_link = I(as.numeric(predict(gm1, newd, allow.new.levels = TRUE))),
+    predict_new_pop = I(as.numeric(predict(gm1, newd, re.form = NA, type = "response"))),
+    fitted = I(as.numeric(fitted(gm1)))),
+  contraception = list(
+    theta = I(getME(cm, "theta")),
+    ranef_first = I(as.numeric(rc$district[1, ])),
+    postvar_first = I(as.numeric(pv[, , 1])),
+    postvar_sd = I(sqrt(c(pv[1, 1, ], pv[2, 2, ]))))
+)
+
 meta <- list(
   generated_by = "tests/results/make_reference.R",
   r_version = R.version.string,

@@ -1,0 +1,170 @@
+"""Prediction and simulation from a fitted GLMM.
+
+``re_form`` follows lme4: ``None`` uses every random-effects term, ``"~0"`` or
+``"NA"`` none (population level), and a formula such as ``"~(1 | herd)"`` the
+terms it lists. New levels of a grouping factor get the population value (b = 0)
+when ``allow_new_levels=True`` and raise an error naming the level otherwise.
+"""
+
+import numpy as np
+import pandas as pd
+from patsy import EvalEnvironment, PatsyError, dmatrix
+from scipy import stats
+
+from .formula_parser import parse_formula
+
+__all__ = ["select_terms", "linear_predictor", "simulate_response", "PredictionResults"]
+
+_R_FUNCTIONS = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "np": np}
+
+
+def select_terms(random_effects, re_form):
+    """Which random-effects terms ``re_form`` keeps (list of bool)."""
+    if re_form is None:
+        return [True] * len(random_effects.terms)
+    text = str(re_form).strip()
+    if text in ("~0", "~ 0", "NA", "0", "~-1"):
+        return [False] * len(random_effects.terms)
+    rhs = text.lstrip("~").strip()
+    bars = parse_formula(f"y ~ 0 + {rhs}").bars
+    if not bars:
+        raise ValueError(f"re_form {re_form!r} has no random-effects term like (1 | g)")
+    groups = {b.group_name for b in bars}
+    unknown = groups - {t.group_name for t in random_effects.terms}
+    if unknown:
+        raise ValueError(f"re_form names grouping factors not in the model: {sorted(unknown)}")
+    # terms are selected by grouping factor, all of their covariates included
+    return [term.group_name in groups for term in random_effects.terms]
+
+
+def _offset_for(model, frame, offset):
+    total = np.zeros(len(frame))
+    if offset is not None:
+        total += np.asarray(offset, dtype=float)
+    env = EvalEnvironment([dict(_R_FUNCTIONS)])
+    for expr in getattr(model, "offset_exprs", []):
+        mat = dmatrix(f"0 + I({expr})", frame, eval_env=env, NA_action="drop",
+                      return_type="dataframe")
+        total += mat.reindex(frame.index).to_numpy(dtype=float).ravel()
+    return total
+
+
+def linear_predictor(results, newdata=None, re_form=None, allow_new_levels=False,
+                     offset=None):
+    """η = X β + offset + Z b for the fitted or new data.
+
+    Returns
+    -------
+    eta : ndarray
+        NaN for rows with a missing covariate or grouping value.
+    index : pandas.Index or None
+    """
+    model = results.model
+    re = model.random_effects
+    keep = select_terms(re, re_form)
+    theta = results.theta.to_numpy()
+    b_terms = re.conditional_modes(theta, results.u)
+    if newdata is None:
+        eta = model.exog @ np.asarray(results.params) + model.offset
+        scaled = re.scaled_covariates(theta)
+        for term, zt, b, use in zip(re.terms, scaled, b_terms, keep):
+            if use:
+                eta = eta + np.einsum("ij,ij->i", term.z, b[term.refs])
+        return eta, getattr(model, "row_labels", None)
+    if not isinstance(newdata, pd.DataFrame):
+        newdata = pd.DataFrame(newdata)
+    if not hasattr(model, "formula"):
+        raise ValueError("newdata needs a model created from a formula (glmer/from_formula)")
+    try:
+        X, _ = getattr(results, "_results", results)._transform_predict_exog(newdata)
+    except PatsyError as exc:
+        raise ValueError(f"cannot build the fixed-effects design for newdata: {exc}") from None
+    if offset is not None and np.shape(offset) != (len(newdata),):
+        raise ValueError(f"offset has length {np.size(offset)}, expected {len(newdata)}")
+    eta = X @ np.asarray(results.params) + _offset_for(model, newdata, offset)
+    for term, b, use in zip(re.terms, b_terms, keep):
+        if not use:
+            continue
+        z = term.covariates_for(newdata)
+        codes, labels, missing = term.level_codes_for(newdata)
+        new = (codes < 0) & ~missing
+        if new.any() and not allow_new_levels:
+            examples = ", ".join(repr(v) for v in pd.unique(labels[new])[:5])
+            raise ValueError(
+                f"newdata has levels of {term.group_name!r} that are not in the fit: "
+                f"{examples}; pass allow_new_levels=True to predict them at the "
+                "population level (random effect 0)")
+        contrib = np.einsum("ij,ij->i", z, b[np.where(codes >= 0, codes, 0)])
+        contrib[codes < 0] = 0.0
+        if not allow_new_levels:  # a missing grouping value: like a new level (lme4)
+            contrib[missing] = np.nan
+        eta = eta + contrib
+    return eta, newdata.index
+
+
+def simulate_response(response, mu, phi, rng):
+    """One draw of the response given the conditional means (the model's scale:
+    proportions for the binomial, keeping its trials)."""
+    name = response.name
+    w = response.weights
+    if name == "binomial":
+        trials = np.round(response.m).astype(np.int64) if np.any(response.trials > 1) or \
+            np.any(response.weights != 1) else np.ones(mu.size, dtype=np.int64)
+        successes = rng.binomial(trials, mu)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(trials > 0, successes / np.maximum(trials, 1), 0.0)
+    if name == "poisson":
+        return rng.poisson(mu).astype(float)
+    if name == "Gamma":
+        shape = w / phi
+        return rng.gamma(shape, mu / shape)
+    if name == "inverse.gaussian":
+        lam = w / phi
+        return stats.invgauss.rvs(mu / lam, scale=lam, random_state=rng)
+    return rng.normal(mu, np.sqrt(phi / w))
+
+
+class PredictionResults:
+    """Population-level predictions with delta-method standard errors.
+
+    Attributes
+    ----------
+    linpred, se_linpred : ndarray
+        Linear predictor X β + offset and its standard error from the
+        covariance of β̂ (θ held fixed).
+    mean, se_mean : ndarray
+        g⁻¹(η) and |dμ/dη| times the standard error of η.
+    which : {"mean", "linear"}
+        Which of the two ``predicted`` and ``se`` return.
+    """
+
+    def __init__(self, linpred, se_linpred, inverse_link, mu_eta, which="mean", index=None):
+        self.linpred, self.se_linpred = linpred, se_linpred
+        self._inverse = inverse_link
+        self.mean = inverse_link(linpred)
+        self.se_mean = np.abs(mu_eta(linpred)) * se_linpred
+        self.which = which
+        self.index = index
+
+    @property
+    def predicted(self):
+        return self.mean if self.which == "mean" else self.linpred
+
+    @property
+    def se(self):
+        return self.se_mean if self.which == "mean" else self.se_linpred
+
+    def conf_int(self, alpha=0.05):
+        """Wald interval on the linear-predictor scale, mapped through the link."""
+        q = stats.norm.ppf(1 - alpha / 2)
+        lo, hi = self.linpred - q * self.se_linpred, self.linpred + q * self.se_linpred
+        if self.which == "mean":
+            lo, hi = self._inverse(lo), self._inverse(hi)
+            lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
+        return np.column_stack([lo, hi])
+
+    def summary_frame(self, alpha=0.05):
+        ci = self.conf_int(alpha)
+        return pd.DataFrame({"mean": self.predicted, "mean_se": self.se,
+                             "mean_ci_lower": ci[:, 0], "mean_ci_upper": ci[:, 1]},
+                            index=self.index)
