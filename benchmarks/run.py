@@ -128,19 +128,24 @@ def fit_ours(formula, data, family):
 def peak_memory_mb(name, n=None):
     """Peak memory allocated during one fit (tracemalloc, numpy included), in a fresh
     process and untimed: tracemalloc slows numpy allocations several-fold."""
-    code = (
-        "import tracemalloc, sys; sys.path.insert(0, %r); import run; "
-        "name, n = %r, %r; formula, _, load, family = run.MODELS.get(name, (None,) * 4); "
-        "data = load() if n is None else run.simulate_bernoulli(n, max(n // 100, 10), 10, 3); "
-        "formula = formula if n is None else 'y ~ x + ' + ' + '.join("
-        "f'x{i}' for i in range(1, 10)) + ' + (1 | g)'; "
-        "family = family or 'binomial'; "
-        "tracemalloc.start(); run.fit_ours(formula, data, family); "
-        "print(tracemalloc.get_traced_memory()[1] / 2**20)"
-    ) % (str(HERE), name, n)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, __file__, "--memory-probe", name, str(n or 0)],
+                         capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
+
+
+def _memory_probe(name, n):
+    import tracemalloc
+
+    if n:
+        data = simulate_bernoulli(n, max(n // 100, 10), n_fixed=10, seed=3)
+        formula = "y ~ x + " + " + ".join(f"x{i}" for i in range(1, 10)) + " + (1 | g)"
+        family = "binomial"
+    else:
+        formula, _, load, family = MODELS[name]
+        data = load()
+    tracemalloc.start()
+    fit_ours(formula, data, family)
+    print(tracemalloc.get_traced_memory()[1] / 2**20)
 
 
 def fit_r(workdir, formula, data, family):
@@ -198,7 +203,11 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-r", action="store_true", help="skip lme4 and glmmTMB")
     parser.add_argument("--scaling", action="store_true", help="Bernoulli n = 1e4 .. 1e6")
+    parser.add_argument("--memory-probe", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.memory_probe:
+        _memory_probe(args.memory_probe[0], int(args.memory_probe[1]))
+        return 0
     if args.scaling:
         print(scaling().to_string(index=False))
         return 0

@@ -66,8 +66,7 @@ def linear_predictor(results, newdata=None, re_form=None, allow_new_levels=False
     b_terms = re.conditional_modes(theta, results.u)
     if newdata is None:
         eta = model.exog @ np.asarray(results.params) + model.offset
-        scaled = re.scaled_covariates(theta)
-        for term, zt, b, use in zip(re.terms, scaled, b_terms, keep):
+        for term, b, use in zip(re.terms, b_terms, keep):
             if use:
                 eta = eta + np.einsum("ij,ij->i", term.z, b[term.refs])
         return eta, getattr(model, "row_labels", None)
