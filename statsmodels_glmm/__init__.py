@@ -6,8 +6,9 @@ nAGQ=0 shortcut, hosted in statsmodels' model and results classes.
 """
 
 from . import datasets
+from .inference import anova
 from .model import GLMM, glmer
 from .results import GLMMResults
 
-__all__ = ["GLMM", "GLMMResults", "datasets", "glmer"]
+__all__ = ["GLMM", "GLMMResults", "anova", "datasets", "glmer"]
 __version__ = "0.1.0"

@@ -1,7 +1,9 @@
 """Public API: models, results and datasets."""
 
 from . import datasets
+from .inference import anova, bootstrap, drop1, profile
 from .model import GLMM, glmer
 from .results import GLMMResults
 
-__all__ = ["GLMM", "GLMMResults", "datasets", "glmer"]
+__all__ = ["GLMM", "GLMMResults", "anova", "bootstrap", "datasets", "drop1", "glmer",
+           "profile"]

@@ -37,8 +37,9 @@ class OptimizeResult:
     failed_evaluations: int = 0
 
 
-def bobyqa(fun, x0, lower, initial_step, ftol_abs=1e-10, xtol_abs=1e-9, maxeval=10000):
-    """Minimise ``fun`` from ``x0`` subject to ``x >= lower``.
+def bobyqa(fun, x0, lower, initial_step, ftol_abs=1e-10, xtol_abs=1e-9, maxeval=10000,
+           upper=None, ftol_rel=1e-12):
+    """Minimise ``fun`` from ``x0`` subject to ``lower <= x <= upper``.
 
     Parameters
     ----------
@@ -47,8 +48,12 @@ def bobyqa(fun, x0, lower, initial_step, ftol_abs=1e-10, xtol_abs=1e-9, maxeval=
         ``RuntimeError`` (e.g. PIRLS failure) the evaluation counts as the
         starting value, which keeps BOBYQA's quadratic model finite.
     x0, lower, initial_step : array_like
-    ftol_abs, xtol_abs : float
-        Stopping tolerances on the objective and on the parameters.
+    upper : array_like, optional
+        Default +inf.
+    ftol_abs, xtol_abs, ftol_rel : float
+        Stopping tolerances on the objective and on the parameters. The relative
+        one matters on large data, where −2ℓ is large and the rounding noise of
+        its sum over millions of rows exceeds any small absolute tolerance.
     maxeval : int
 
     Returns
@@ -57,7 +62,8 @@ def bobyqa(fun, x0, lower, initial_step, ftol_abs=1e-10, xtol_abs=1e-9, maxeval=
     """
     x0 = np.asarray(x0, dtype=float)
     lower = np.asarray(lower, dtype=float)
-    x0 = np.maximum(x0, lower)
+    upper = np.full(x0.size, np.inf) if upper is None else np.asarray(upper, dtype=float)
+    x0 = np.minimum(np.maximum(x0, lower), upper)
     f_start = float(fun(x0))
     failures = [0]
     best = {"x": x0.copy(), "f": f_start}
@@ -80,10 +86,10 @@ def bobyqa(fun, x0, lower, initial_step, ftol_abs=1e-10, xtol_abs=1e-9, maxeval=
     opt = nlopt.opt(nlopt.LN_BOBYQA, x0.size)
     opt.set_min_objective(objective)
     opt.set_lower_bounds(lower)
-    opt.set_upper_bounds(np.full(x0.size, np.inf))
+    opt.set_upper_bounds(upper)
     opt.set_initial_step(np.asarray(initial_step, dtype=float))
     opt.set_ftol_abs(ftol_abs)
-    opt.set_ftol_rel(1e-15)
+    opt.set_ftol_rel(ftol_rel)
     opt.set_xtol_abs(np.full(x0.size, xtol_abs))
     opt.set_maxeval(maxeval)
     try:

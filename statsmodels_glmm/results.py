@@ -523,6 +523,40 @@ class GLMMResults(base.LikelihoodModelResults):
             raise ValueError(f"unknown component {name!r}; one of {sorted(getters)}")
         return getters[name]()
 
+    # -- inference ---------------------------------------------------------------------------
+    def anova(self, *others, names=None, boundary=False):
+        """Likelihood-ratio table of this and other fits (see :func:`inference.anova`)."""
+        from .inference import anova
+
+        return anova(self, *others, names=names, boundary=boundary)
+
+    def drop1(self, test="Chisq", **fit_kwargs):
+        """Refit without each droppable fixed term (see :func:`inference.drop1`)."""
+        from .inference import drop1
+
+        return drop1(self, test=test, **fit_kwargs)
+
+    def profile(self, which=None, alphamax=0.01, maxpts=40):
+        """Likelihood profiles of the sd/corr parameters and β (see
+        :func:`inference.profile`)."""
+        from .inference import profile
+
+        return profile(self, which=which, alphamax=alphamax, maxpts=maxpts)
+
+    def confint(self, method="Wald", level=0.95, **kwargs):
+        """Intervals for sd/corr and β: ``"Wald"``, ``"profile"`` or ``"boot"``
+        (see :func:`inference.confint`)."""
+        from .inference import confint
+
+        return confint(self, method=method, level=level, **kwargs)
+
+    def bootstrap(self, nsim=100, func=None, seed=None, n_jobs=1, progress=False):
+        """Parametric bootstrap (see :func:`inference.bootstrap`)."""
+        from .inference import bootstrap
+
+        return bootstrap(self, nsim=nsim, func=func, seed=seed, n_jobs=n_jobs,
+                         progress=progress)
+
     def is_singular(self, tol=1e-4):
         """True if a diagonal element of a relative covariance factor is below ``tol``."""
         lower = self.model.random_effects.theta_lower()

@@ -245,6 +245,35 @@ cases$extras <- list(
     postvar_sd = I(sqrt(c(pv[1, 1, ], pv[2, 2, ]))))
 )
 
+## ---- issue 3: anova (the paper's cm1..cm6), drop1, profile confint ------------------
+Contraception$ch <- factor(Contraception$livch != 0, labels = c("N", "Y"))
+cms <- list(
+  cm1 = use ~ age + I(age^2) + urban + livch + (1 | district),
+  cm2 = use ~ age + I(age^2) + urban + ch + (1 | district),
+  cm3 = use ~ age * ch + I(age^2) + urban + (1 | district),
+  cm4 = use ~ age * ch + I(age^2) + urban + (urban | district),
+  cm5 = use ~ age * ch + I(age^2) + urban + (1 | urban:district) + (1 | district),
+  cm6 = use ~ age * ch + I(age^2) + urban + (1 | urban:district))
+cmfits <- lapply(cms, function(f) glmer(f, Contraception, binomial))
+av <- do.call(anova, unname(cmfits))
+av_models <- sapply(seq_along(cms), function(i) names(cms)[i])
+d1 <- drop1(cmfits$cm3, test = "Chisq")
+t0 <- proc.time()[["elapsed"]]
+ci <- confint(gm1, method = "profile")
+profile_seconds <- proc.time()[["elapsed"]] - t0
+cases$inference <- list(
+  anova = list(order = I(rownames(av)), npar = I(av$npar), AIC = I(av$AIC), BIC = I(av$BIC),
+               logLik = I(av$logLik), neg2ll = I(av$deviance), Chisq = I(av$Chisq),
+               Df = I(av$Df), p = I(av[["Pr(>Chisq)"]])),
+  anova_formulas = lapply(cms, function(f) paste(deparse(f), collapse = "")),
+  drop1 = list(terms = I(rownames(d1)), npar = I(d1$npar), AIC = I(d1$AIC),
+               LRT = I(d1$LRT), p = I(d1[["Pr(Chi)"]])),
+  confint_profile = list(names = I(rownames(ci)), lower = I(ci[, 1]), upper = I(ci[, 2]),
+                         seconds = profile_seconds),
+  confint_wald = list(lower = I(confint(gm1, method = "Wald")[-1, 1]),
+                      upper = I(confint(gm1, method = "Wald")[-1, 2]))
+)
+
 meta <- list(
   generated_by = "tests/results/make_reference.R",
   r_version = R.version.string,
