@@ -56,6 +56,7 @@ class GLMMResults(base.LikelihoodModelResults):
                             "message": self.optimizer.message, **fit["history"]}
         self.u = fit["modes"].u
         self.hessian = fit["hessian"]
+        self.convergence = fit.get("convergence")
         self.nobs = model.nobs
         self.df_modelwc = model.k_fe + model.k_theta + int(
             model.has_dispersion or model.is_lmm)

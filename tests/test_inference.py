@@ -144,3 +144,20 @@ def test_bootstrap_counts_failures(gm1):
     boot = gm1.bootstrap(nsim=4, func=flaky, seed=1)
     assert boot.n_failed == 2 and len(boot.t) == 2
     assert boot.failures[0].startswith("RuntimeError")
+
+
+def test_no_false_convergence_warning_with_unscaled_covariate(cm):
+    """lme4 warns 'nearly unidentifiable: very large eigenvalue' on cm4 (age unscaled)."""
+    res = cm["cm4"]
+    conv = res.convergence
+    assert conv["max_scaled_grad"] < 2e-3 and not conv["messages"]
+    assert np.all(conv["hessian_eigenvalues"] > 0)
+
+
+def test_unconverged_fit_warns(contraception):
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+    with pytest.warns(ConvergenceWarning):
+        res = glmer(CM["cm4"], contraception, maxfun=12)
+    assert not res.converged
+    assert "NOT converged" in str(res.summary())
