@@ -4,6 +4,7 @@
     python benchmarks/run.py --models M1 M3 --repeats 5
     python benchmarks/run.py --no-r          # ours only
     python benchmarks/run.py --scaling       # Bernoulli n = 1e4 .. 1e6, time and memory
+    python benchmarks/run.py --profile       # profile confint on cbpp vs lme4
 
 Models (as in the project's peer measurements): M1 cbpp; M2 Contraception
 ``(urban | district)``; M3 grouseticks, three scalar terms; M4 VerbAgg crossed
@@ -184,6 +185,40 @@ def run_model(name, repeats, with_r):
     return row
 
 
+R_PROFILE = r"""
+suppressPackageStartupMessages(library(lme4))
+data(cbpp)
+m <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, binomial)
+invisible(confint(m, method = "Wald"))
+t0 <- proc.time()[["elapsed"]]; ci <- confint(m, method = "profile")
+cat(proc.time()[["elapsed"]] - t0, "\n")
+"""
+
+
+def profile_timing(repeats=3, with_r=True):
+    """Profile confidence intervals on cbpp: ours vs lme4's ``confint(m)``."""
+    formula = MODELS["M1"][0]
+    res = glmer(formula, datasets.load_cbpp())
+    res.confint("profile")  # warm-up
+    ours, theirs = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        res.confint("profile")
+        ours.append(time.perf_counter() - start)
+        if with_r:
+            with tempfile.TemporaryDirectory() as tmp:
+                script = Path(tmp) / "profile.R"
+                script.write_text(R_PROFILE)
+                out = subprocess.run(["Rscript", str(script)], capture_output=True, text=True,
+                                     check=True)
+                theirs.append(float(out.stdout.split()[-1]))
+    row = {"task": "cbpp profile confint", "ours_s": float(np.median(ours))}
+    if theirs:
+        row["lme4_s"] = float(np.median(theirs))
+        row["ratio_lme4"] = row["ours_s"] / row["lme4_s"]
+    return row
+
+
 def scaling(sizes=(10_000, 100_000, 1_000_000)):
     rows = []
     for n in sizes:
@@ -203,6 +238,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-r", action="store_true", help="skip lme4 and glmmTMB")
     parser.add_argument("--scaling", action="store_true", help="Bernoulli n = 1e4 .. 1e6")
+    parser.add_argument("--profile", action="store_true",
+                        help="time profile confidence intervals (cbpp) against lme4")
     parser.add_argument("--memory-probe", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_probe:
@@ -214,6 +251,9 @@ def main(argv=None):
     with_r = not args.no_r and shutil.which("Rscript") is not None
     if not with_r and not args.no_r:
         print("Rscript not found: timing ours only", file=sys.stderr)
+    if args.profile:
+        print(json.dumps(profile_timing(args.repeats, with_r)))
+        return 0
     rows = []
     for name in args.models:
         rows.append(run_model(name, args.repeats, with_r))
