@@ -51,6 +51,9 @@ _MAX_NAGQ = 100
 # Dense blocks below this size are factored faster by single-threaded BLAS: thread
 # synchronisation costs more than it saves (2.2x on a 500 x 100 crossed Poisson).
 _SMALL_DENSE = 1000
+# The finite-difference Hessian costs ~k² deviance evaluations of O(n) each; above
+# this n·k² it is skipped by default (lme4 ≥ 1.1-38 skips it for every n ≥ 1e4).
+_HESSIAN_BUDGET = 2e7
 _BLAS_CONTROLLER = None
 
 
@@ -457,7 +460,7 @@ class GLMM(base.LikelihoodModel):
 
     # -- fitting -----------------------------------------------------------------------
     def fit(self, nAGQ=1, start=None, reml=False, cov_type=None, maxfun=10000,
-            nAGQ0_init=True, boundary_tol=1e-5, calc_hessian=True, information="observed",
+            nAGQ0_init=True, boundary_tol=1e-5, calc_hessian="auto", information="observed",
             blas_threads="auto", **kwargs):
         """Fit by maximum likelihood (or REML for the linear mixed model).
 
@@ -482,8 +485,11 @@ class GLMM(base.LikelihoodModel):
             Start the nAGQ ≥ 1 fit from an nAGQ=0 fit, as lme4 does.
         boundary_tol : float
             θ diagonal elements within this distance of 0 are tried at 0.
-        calc_hessian : bool
-            Compute the Hessian (needed for ``cov_type="hessian"``).
+        calc_hessian : bool or "auto"
+            Compute the finite-difference Hessian (needed for
+            ``cov_type="hessian"``). ``"auto"`` does so unless nobs·k² > 2e7 (k
+            optimizer parameters; ~k² evaluations of O(n) each), then uses the
+            conditional covariance and checks convergence with the gradient only.
         information : {"observed", "expected"}
             The curvature used in the Laplace approximation (log|L|²) and to
             scale the quadrature: ``"observed"`` (default) is the true Laplace
@@ -612,7 +618,10 @@ class GLMM(base.LikelihoodModel):
             lower2 = np.concatenate([lower_theta, extra_lower, np.full(self.k_fe, -np.inf)])
             # stage-1 β is often more than one standard error from the Laplace β:
             # a radius of 0.5 SE halves the evaluations on large data (M5, p = 11)
-            steps = np.concatenate([np.full(m, 0.1), np.full(self.k_fe, 0.5)])
+            theta_steps = np.full(m, 0.1)
+            if opt1 is not None:
+                theta_steps = self._curvature_steps(stage1_objective, p1, lower2[:m])
+            steps = np.concatenate([theta_steps, np.full(self.k_fe, 0.5)])
             # ftol 1e-8 on −2ℓ (and 1e-7 SE in β): ~1e-6 from the optimum at worst
             opt = bobyqa(objective_z, pz0, lower2, steps, ftol_abs=1e-8, xtol_abs=1e-7,
                          maxeval=maxfun)
@@ -634,20 +643,64 @@ class GLMM(base.LikelihoodModel):
             "nAGQ": nAGQ, "optimizer": opt, "history": history, "params_full": params,
             "hessian": None,
         }
-        use_hessian = nAGQ >= 1 and calc_hessian and cov_type != "conditional"
-        if use_hessian:
-            # differentiate in the optimizer's coordinates (θ, log φ, z), where the
-            # problem is well scaled, then map back to (θ, log φ, β)
+        use_hessian = False
+        if nAGQ >= 1:
+            # derivatives in the optimizer's coordinates (θ, log φ, z), where the
+            # problem is well scaled, then mapped back to (θ, log φ, β)
             objective = self._stage2_objective(nAGQ, modes.u, information)
-            H_z, grad_z = self._numerical_hessian(
-                lambda q: objective(to_params(q)), pz,
-                np.concatenate([np.full(m, 1e-4), np.full(self.k_fe, 1e-3)]))
-            T = sla.block_diag(np.eye(m), np.linalg.inv(whiten))
-            fit["hessian"] = T.T @ H_z @ T
+
+            def objective_at(q):
+                return objective(to_params(q))
+
+            h = np.concatenate([np.full(m, 1e-4), np.full(self.k_fe, 1e-3)])
+            if calc_hessian == "auto":
+                calc_hessian = self.nobs * pz.size ** 2 <= _HESSIAN_BUDGET
+            use_hessian = bool(calc_hessian) and cov_type != "conditional"
+            fit["hessian_skipped"] = not calc_hessian and cov_type != "conditional"
+            if use_hessian:
+                H_z, grad_z = self._numerical_hessian(objective_at, pz, h)
+                T = sla.block_diag(np.eye(m), np.linalg.inv(whiten))
+                fit["hessian"] = T.T @ H_z @ T
+            else:
+                H_z, grad_z = self._gradient_and_curvature(objective_at, pz, h)
             fit["convergence"] = self._check_convergence(pz[:self.k_theta], H_z, grad_z)
         fit["vcov_conditional"] = self._conditional_vcov(theta, beta, phi, modes.u)
         fit["vcov"], fit["cov_type"] = self._choose_vcov(fit, use_hessian)
         return fit
+
+    @staticmethod
+    def _gradient_and_curvature(fun, x, step):
+        """Central-difference gradient and diagonal curvature (2k + 1 evaluations)."""
+        f0 = fun(x)
+        eye = np.diag(step)
+        fp = np.array([fun(x + e) for e in eye])
+        fm = np.array([fun(x - e) for e in eye])
+        curv = (fp - 2 * f0 + fm) / step ** 2
+        return np.diag(np.where(curv > 0, curv, np.abs(curv) + 1e-8)), (fp - fm) / (2 * step)
+
+    @staticmethod
+    def _curvature_steps(objective, p, lower, default=0.1):
+        """Initial BOBYQA steps for θ (and log φ): half a standard error, from the
+        curvature of the first-stage objective (2 evaluations per parameter).
+
+        On large data θ is known to ±0.01 while β is whitened to unit scale; without
+        this the problem looks badly conditioned to BOBYQA and it stops early.
+        """
+        steps = np.full(p.size, default)
+        try:
+            f0 = objective(p)
+            for i in range(p.size):
+                h = 1e-3 * max(abs(p[i]), 0.1)
+                if p[i] - h < lower[i]:
+                    continue
+                e = np.zeros(p.size)
+                e[i] = h
+                curv = (objective(p + e) - 2 * f0 + objective(p - e)) / h ** 2
+                if np.isfinite(curv) and curv > 0:
+                    steps[i] = float(np.clip(0.5 * np.sqrt(2.0 / curv), 1e-4, default))
+        except (ArithmeticError, RuntimeError, np.linalg.LinAlgError):
+            pass
+        return steps
 
     def _check_convergence(self, theta, H, grad, tol=2e-3):
         """Gradient and Hessian checks at the optimum, lme4's rules.

@@ -631,6 +631,9 @@ class GLMMResults(base.LikelihoodModelResults):
                               alpha=alpha, use_t=False)
         smry.tables[-1].title = "Fixed effects"
         extra = [f"Fixed-effects covariance: {self.cov_type}."]
+        if self._fit.get("hessian_skipped"):
+            extra.append("The finite-difference Hessian was skipped for this large model "
+                         "(fit(calc_hessian=True) computes it).")
         if resp.name != "binomial" and resp.name != "poisson" and not model.is_lmm:
             extra.append(f"Dispersion parameter (ML): {self.dispersion:.4g}.")
         p = len(self.params)
