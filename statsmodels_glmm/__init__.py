@@ -7,8 +7,8 @@ nAGQ=0 shortcut, hosted in statsmodels' model and results classes.
 
 from . import datasets
 from .inference import anova
-from .model import GLMM, glmer
+from .model import GLMM, glmer, glmer_nb
 from .results import GLMMResults
 
-__all__ = ["GLMM", "GLMMResults", "anova", "datasets", "glmer"]
+__all__ = ["GLMM", "GLMMResults", "anova", "datasets", "glmer", "glmer_nb"]
 __version__ = "0.1.0"

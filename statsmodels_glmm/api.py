@@ -2,8 +2,8 @@
 
 from . import datasets
 from .inference import anova, bootstrap, drop1, profile
-from .model import GLMM, glmer
+from .model import GLMM, glmer, glmer_nb
 from .results import GLMMResults
 
-__all__ = ["GLMM", "GLMMResults", "anova", "bootstrap", "datasets", "drop1", "glmer",
+__all__ = ["GLMM", "GLMMResults", "anova", "bootstrap", "datasets", "drop1", "glmer", "glmer_nb",
            "profile"]

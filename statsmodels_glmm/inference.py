@@ -166,10 +166,20 @@ def re_parameter_names(res):
                 k += 1
                 short.append(f".sig{k:02d}")
                 readable.append(f"cor_{term.cnames[i]}.{term.cnames[j]}|{label}")
-    if res.model.has_dispersion or res.model.is_lmm:
+    if res.model.response.name == "negative.binomial" and res.model.has_dispersion:
+        short.append(".nbtheta")
+        readable.append("theta (negative binomial shape)")
+    elif res.model.has_dispersion or res.model.is_lmm:
         short.append(".sigma")
         readable.append("sigma")
     return short, readable
+
+
+def _dispersion_to_reported(res, log_phi):
+    """log φ → the reported scale: θ = 1/α for the negative binomial, σ = √φ else."""
+    if res.model.response.name == "negative.binomial":
+        return np.exp(-log_phi)
+    return np.exp(0.5 * log_phi)
 
 
 def theta_to_sdcor(res, theta):
@@ -273,7 +283,7 @@ def _objective_for(res):
         return stage2(np.concatenate([theta, x[k_sd:]]))
 
     mle = np.concatenate([theta_to_sdcor(res, res.theta.to_numpy()),
-                          [np.log(res.dispersion)] if disp else [], np.asarray(res.params)])
+                          [np.log(res.dispersion)] if disp else [], _fitted_beta(res)])
     return objective, mle, k_sd, disp
 
 
@@ -311,11 +321,11 @@ def profile(res, which=None, alphamax=0.01, maxpts=40, delta=None):
         raise ValueError("profiles of linear mixed models are not implemented yet")
     objective, mle, k_sd, disp = _objective_for(res)
     short, readable = re_parameter_names(res)
-    short = short[:k_sd]
-    readable = readable[:k_sd]
-    names = short + list(model.exog_names)
-    readable = readable + list(model.exog_names)
-    index = {name: (i if i < k_sd else i + disp) for i, name in enumerate(names)}
+    short = short[:k_sd + disp]
+    readable = readable[:k_sd + disp]
+    names = short + list(model.fe_names)
+    readable = readable + list(model.fe_names)
+    index = {name: i for i, name in enumerate(names)}  # positions in mle
     which = names if which is None else list(which)
     unknown = set(which) - set(names)
     if unknown:
@@ -335,13 +345,25 @@ def profile(res, which=None, alphamax=0.01, maxpts=40, delta=None):
             rows.extend(_profile_direction(objective, mle, j, direction, base, cutoff, delta,
                                            se[j], lower, upper, maxpts, name))
     table = pd.DataFrame(rows)
+    if disp and short[k_sd] in which:
+        # profiled on log φ; reported on the θ (NB) or σ scale, ζ signed on that scale
+        rows_disp = table["param"] == short[k_sd]
+        table.loc[rows_disp, "value"] = _dispersion_to_reported(
+            res, table.loc[rows_disp, "value"].to_numpy())
+        if model.response.name == "negative.binomial":
+            table.loc[rows_disp, "zeta"] = -table.loc[rows_disp, "zeta"]
     return Profile(res, table, which, [readable[names.index(n)] for n in which], mle)
+
+
+def _fitted_beta(res):
+    return getattr(res, "_results", res)._beta
 
 
 def _approximate_se(res, mle, k_sd, disp):
     """Rough standard errors to size the first profile steps."""
     se = np.full(mle.size, 0.1)
-    se[k_sd + disp:] = np.asarray(res.bse)
+    inner = getattr(res, "_results", res)
+    se[k_sd + disp:] = np.sqrt(np.diag(inner._vcov))
     se[:k_sd] = np.maximum(0.25 * np.abs(mle[:k_sd]), 0.05)
     return se
 
@@ -430,8 +452,9 @@ def confint(res, method="Wald", level=0.95, nsim=500, seed=None, boot_type="perc
 # -- parametric bootstrap ---------------------------------------------------------------------
 def _default_statistic(res):
     values = theta_to_sdcor(res, res.theta.to_numpy())
-    extra = [np.sqrt(res.dispersion)] if (res.model.has_dispersion or res.model.is_lmm) else []
-    return np.concatenate([values, extra, np.asarray(res.params)])
+    extra = ([_dispersion_to_reported(res, np.log(res.dispersion))]
+             if (res.model.has_dispersion or res.model.is_lmm) else [])
+    return np.concatenate([values, extra, _fitted_beta(res)])
 
 
 def _bootstrap_chunk(args):
@@ -513,7 +536,7 @@ def bootstrap(res, nsim=100, func=None, seed=None, n_jobs=1, progress=False):
     if func is None:
         func = _default_statistic
         short, _ = re_parameter_names(res)
-        labels = short + list(res.model.exog_names)
+        labels = short + list(res.model.fe_names)
     else:
         labels = None
     seeds = np.random.SeedSequence(seed).spawn(nsim)

@@ -34,6 +34,8 @@ import statsmodels.base.model as base
 from statsmodels.tools.sm_exceptions import (
     ConvergenceWarning,
     HessianInversionWarning,
+    PerfectSeparationWarning,
+    ValueWarning,
 )
 from threadpoolctl import ThreadpoolController
 
@@ -45,7 +47,7 @@ from .quadrature import agq_deviance
 from .re_terms import RandomEffects, RandomEffectsTerm, build_random_effects, group_codes
 from .response import Response, family_name, has_dispersion
 
-__all__ = ["GLMM"]
+__all__ = ["GLMM", "glmer", "glmer_nb"]
 
 _MAX_NAGQ = 100
 # Dense blocks below this size are factored faster by single-threaded BLAS: thread
@@ -168,10 +170,10 @@ class GLMM(base.LikelihoodModel):
         self.offset = self.response.offset
         self.weights = None if weights is None else self.response.prior_weights
         self.exog = np.asarray(self.exog, dtype=float)
-        self._check_design()
-        self.system = PenalizedSystem(random_effects)
         self.is_lmm = (family_name(self.family) == "gaussian"
                        and type(self.family.link).__name__ == "Identity")
+        self._check_design()
+        self.system = PenalizedSystem(random_effects)
         self.k_fe = self.exog.shape[1]
         self.k_theta = random_effects.n_theta
         self.has_dispersion = has_dispersion(self.family)
@@ -203,11 +205,8 @@ class GLMM(base.LikelihoodModel):
             raise ValueError(f"exog must have {n} rows")
         if not np.all(np.isfinite(X)):
             raise ValueError("the fixed-effects design has non-finite values")
-        if X.shape[1] and np.linalg.matrix_rank(X) < X.shape[1]:
-            raise ValueError(
-                "the fixed-effects design is rank deficient; drop one of the collinear "
-                f"columns among {list(self.exog_names)}"
-            )
+        self._drop_collinear_columns()
+        self._check_response()
         for term in self.random_effects.terms:
             if term.n_levels < 2:
                 raise ValueError(
@@ -219,6 +218,53 @@ class GLMM(base.LikelihoodModel):
                     f"term ({term.expr} | {term.group_name}) has {term.n_re} random "
                     f"effects for {n} observations; the model is not identifiable"
                 )
+
+    def _drop_collinear_columns(self, tol=1e-7):
+        """Drop columns of X that are linear combinations of earlier ones, as lme4
+        (pivoted QR, tolerance 1e-7); they are reported and kept as NaN in ``params``."""
+        names = list(self.exog_names) if self.exog_names is not None else [
+            f"x{i}" for i in range(self.exog.shape[1])]
+        X = self.exog
+        kept = list(range(X.shape[1]))
+        if X.shape[1]:
+            _, R, piv = sla.qr(X, mode="economic", pivoting=True)
+            diag = np.abs(np.diag(R))
+            rank = int(np.sum(diag > tol * diag[0])) if diag.size and diag[0] > 0 else 0
+            if rank < X.shape[1]:
+                kept = sorted(piv[:rank].tolist())
+                dropped = [names[i] for i in range(X.shape[1]) if i not in kept]
+                warnings.warn(
+                    f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
+                    f"column(s): {', '.join(dropped)} (reported as NaN in params)",
+                    ValueWarning, stacklevel=4)
+                self.exog = X[:, kept]
+        self.kept_columns = np.asarray(kept, dtype=np.intp)
+        self.fe_names = [names[i] for i in kept]
+        self.dropped_columns = [n for i, n in enumerate(names) if i not in kept]
+
+    def _check_response(self):
+        """Errors and warnings about the response that lme4/R give."""
+        resp = self.response
+        y = resp.y[resp.weights > 0]
+        if y.size and np.ptp(y) == 0:
+            raise ValueError(f"response {self.endog_label!r} is constant ({y[0]:g}): there is "
+                             "nothing to model")
+        if resp.name == "binomial":
+            counts = resp.m * resp.y
+            if np.any(np.abs(counts - np.round(counts)) > 1e-8):
+                warnings.warn(f"non-integer numbers of successes in binomial response "
+                              f"{self.endog_label!r}", ValueWarning, stacklevel=4)
+        if resp.name == "poisson" and np.any(np.abs(resp.y - np.round(resp.y)) > 1e-8):
+            warnings.warn(f"non-integer counts in Poisson response {self.endog_label!r}",
+                          ValueWarning, stacklevel=4)
+        bernoulli = resp.name == "binomial" and np.all(resp.trials == 1) and \
+            np.all(resp.weights <= 1)
+        for term in self.random_effects.terms:
+            if term.n_levels == resp.nobs and (bernoulli or self.is_lmm):
+                kind = "0/1 (Bernoulli) response" if bernoulli else "linear mixed model"
+                raise ValueError(
+                    f"grouping factor {term.group_name!r} has one level per observation: "
+                    f"its random effect is not identifiable in a {kind}")
 
     @classmethod
     def from_formula(cls, formula, data, family=None, subset=None, weights=None,
@@ -461,8 +507,13 @@ class GLMM(base.LikelihoodModel):
                 if not np.all(np.isfinite(beta)):
                     beta = np.zeros(self.k_fe)
                 mu = resp.mu(self.exog @ beta + self.offset)
-                pearson = resp.weights * (resp.y - mu) ** 2 / resp.variance(mu)
-                scale = float(np.sum(pearson) / max(resp.nobs - self.k_fe, 1))
+                if resp.name == "negative.binomial":
+                    # moment estimate of α from Var(y) = μ + α μ²
+                    excess = np.sum(resp.weights * ((resp.y - mu) ** 2 - mu))
+                    scale = max(excess / np.sum(resp.weights * mu ** 2), 0.01)
+                else:
+                    pearson = resp.weights * (resp.y - mu) ** 2 / resp.variance(mu)
+                    scale = float(np.sum(pearson) / max(resp.nobs - self.k_fe, 1))
             self._glm_start_cache = (beta, scale if np.isfinite(scale) and scale > 0 else 1.0)
         return self._glm_start_cache
 
@@ -539,6 +590,7 @@ class GLMM(base.LikelihoodModel):
                                      cov_type, calc_hessian, information)
         fit["information"] = information
         fit["reml"] = reml
+        self._warn_separation(fit["modes"].mu)
         results = GLMMResults(self, fit)
         return GLMMResultsWrapper(results)
 
@@ -547,6 +599,19 @@ class GLMM(base.LikelihoodModel):
         re = self.random_effects
         crossed = [t.n_re for j, t in enumerate(re.terms) if j > 0 and not re.nested[j]]
         return max(crossed + [self.k_fe])
+
+    def _warn_separation(self, mu):
+        """Binomial fits whose fitted probabilities reach 0 or 1: (quasi-)complete
+        separation, where some estimates diverge."""
+        if self.response.name != "binomial":
+            return
+        at_bound = (mu < 1e-8) | (mu > 1 - 1e-8)
+        if np.any(at_bound):
+            warnings.warn(
+                f"fitted probabilities of 0 or 1 for {int(at_bound.sum())} observation(s): "
+                "(quasi-)complete separation; the estimates of the separating effects "
+                "diverge and their standard errors are not meaningful",
+                PerfectSeparationWarning, stacklevel=4)
 
     def _theta_start(self, start):
         theta = start.get("theta")
@@ -905,6 +970,25 @@ class _LmmModes:
     def __init__(self, u, beta, eta, mu, factor, neg2ll):
         self.u, self.beta, self.eta, self.mu = u, beta, eta, mu
         self.factor, self.neg2ll, self.iterations = factor, neg2ll, 1
+
+
+def glmer_nb(formula, data, link=None, nAGQ=1, weights=None, offset=None, subset=None,
+             missing="drop", start=None, **fit_kwargs):
+    """Negative binomial (NB2) GLMM with its α estimated jointly by maximum likelihood.
+
+    Var(y | u) = μ + α μ²; the shape θ = 1/α is lme4's ``glmer.nb`` θ and glmmTMB's
+    ``nbinom2`` dispersion. Unlike ``glmer.nb`` (an outer 1-D search over refits),
+    α is a parameter of the likelihood optimised with θ and β, so it gets a standard
+    error (``res.nb_theta_se``) and a profile interval (``res.confint("profile")``,
+    row ``.nbtheta``). For a fixed α use ``glmer(..., family=NegativeBinomial(alpha=a))``.
+
+    Parameters are as in :func:`glmer`; ``link`` defaults to the log link.
+    """
+    family = sm.families.NegativeBinomial(link=link or sm.families.links.Log(), alpha=1.0)
+    family.estimate_alpha = True
+    model = GLMM.from_formula(formula, data, family=family, subset=subset, weights=weights,
+                              offset=offset, missing=missing, eval_env=_caller_namespace(1))
+    return model.fit(nAGQ=nAGQ, start=start, **fit_kwargs)
 
 
 def glmer(formula, data, family=None, nAGQ=1, weights=None, offset=None, subset=None,

@@ -116,6 +116,7 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
     eta, mu, neg2ll, pdev = _objective(response, re, scaled, fixed, u, phi)
     if not np.isfinite(pdev):
         raise PirlsError("PIRLS: non-finite objective at the starting values")
+    stalls = 0
     for iteration in range(1, maxit + 1):  # noqa: B007 (reported after the loop)
         w, dmu = response.irls_quantities(eta, mu, phi)
         working = (eta - fixed) + (response.y - mu) / dmu
@@ -144,7 +145,11 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
             step = max(step, np.max(np.abs(b_new - b), initial=0.0))
         u, b, fixed = u_new, b_new, fixed_new
         eta, mu, neg2ll, pdev = eta_n, mu_n, neg2ll_n, pdev_n
-        if abs(change) <= tol * (abs(pdev) + 1) and step <= step_tol:
+        flat = abs(change) <= tol * (abs(pdev) + 1)
+        stalls = stalls + 1 if flat else 0
+        # converged: objective and step both settled, or the objective is flat for
+        # several iterations (directions where μ is saturated, e.g. separation)
+        if (flat and step <= step_tol) or stalls >= 4:
             break
     else:
         raise PirlsError(f"PIRLS did not converge in {maxit} iterations")

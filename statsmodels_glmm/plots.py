@@ -157,7 +157,7 @@ def laplace_integrands(res, z=None):
     term = re.terms[0]
     scaled = re.scaled_covariates(res.theta.to_numpy())[0][:, 0]
     sd = 1.0 / modes.factor.diag[0].diagonal()
-    offset = model.offset + model.exog @ np.asarray(res.params)
+    offset = model.offset + model.exog @ getattr(res, "_results", res)._beta
     resp = model.response
 
     def devc(u):

@@ -37,6 +37,11 @@ def select_terms(random_effects, re_form):
     return [term.group_name in groups for term in random_effects.terms]
 
 
+def _beta(results):
+    """The fitted fixed effects (without the NaN of dropped columns)."""
+    return getattr(results, "_results", results)._beta
+
+
 def _offset_for(model, frame, offset):
     total = np.zeros(len(frame))
     if offset is not None:
@@ -65,7 +70,7 @@ def linear_predictor(results, newdata=None, re_form=None, allow_new_levels=False
     theta = results.theta.to_numpy()
     b_terms = re.conditional_modes(theta, results.u)
     if newdata is None:
-        eta = model.exog @ np.asarray(results.params) + model.offset
+        eta = model.exog @ _beta(results) + model.offset
         for term, b, use in zip(re.terms, b_terms, keep):
             if use:
                 eta = eta + np.einsum("ij,ij->i", term.z, b[term.refs])
@@ -80,7 +85,7 @@ def linear_predictor(results, newdata=None, re_form=None, allow_new_levels=False
         raise ValueError(f"cannot build the fixed-effects design for newdata: {exc}") from None
     if offset is not None and np.shape(offset) != (len(newdata),):
         raise ValueError(f"offset has length {np.size(offset)}, expected {len(newdata)}")
-    eta = X @ np.asarray(results.params) + _offset_for(model, newdata, offset)
+    eta = X[:, model.kept_columns] @ _beta(results) + _offset_for(model, newdata, offset)
     for term, b, use in zip(re.terms, b_terms, keep):
         if not use:
             continue
@@ -114,6 +119,9 @@ def simulate_response(response, mu, phi, rng):
             return np.where(trials > 0, successes / np.maximum(trials, 1), 0.0)
     if name == "poisson":
         return rng.poisson(mu).astype(float)
+    if name == "negative.binomial":
+        r = 1.0 / response.alpha(phi)
+        return rng.negative_binomial(r, r / (r + mu)).astype(float)
     if name == "Gamma":
         shape = w / phi
         return rng.gamma(shape, mu / shape)

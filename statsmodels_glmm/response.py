@@ -36,13 +36,14 @@ def family_name(family):
         fam.Gamma: "Gamma",
         fam.Gaussian: "gaussian",
         fam.InverseGaussian: "inverse.gaussian",
+        fam.NegativeBinomial: "negative.binomial",
     }
     for cls, name in names.items():
         if type(family) is cls:
             return name
     raise ValueError(
         f"family {type(family).__name__} is not supported; use Binomial, Poisson, Gamma, "
-        "Gaussian or InverseGaussian from statsmodels.api.families"
+        "Gaussian, InverseGaussian or NegativeBinomial from statsmodels.api.families"
     )
 
 
@@ -57,8 +58,12 @@ def link_name(link):
 
 
 def has_dispersion(family):
-    """True for the families whose likelihood has a free dispersion parameter."""
-    return family_name(family) in ("Gamma", "gaussian", "inverse.gaussian")
+    """True for the families whose likelihood has a free dispersion parameter (for the
+    negative binomial: its α, when estimated, see :func:`model.glmer_nb`)."""
+    name = family_name(family)
+    if name == "negative.binomial":
+        return bool(getattr(family, "estimate_alpha", False))
+    return name in ("Gamma", "gaussian", "inverse.gaussian")
 
 
 def _as_float(values, what):
@@ -125,15 +130,20 @@ class Response:
             with np.errstate(invalid="ignore", divide="ignore"):
                 self.binom_mult = np.where(self.m > 0, self.weights / np.where(
                     self.m > 0, self.m, 1), 0.0)
-            self._binom_k = np.round(self.m * y)
-            self._binom_n = np.round(self.m)
+            # counts m·y and trials m; R's binomial()$aic rounds them, but non-integer
+            # counts (R warns) would then make the likelihood disagree with the IRLS
+            # equations: the continuous extension (gammaln) is kept instead
+            self._binom_k = self.m * y
+            self._binom_n = self.m
             self._binom_nk = self._binom_n - self._binom_k
             self._bernoulli = bool(np.all((self._binom_n == 1) | (self.binom_mult == 0)))
             self._binom_const = (special.gammaln(self._binom_n + 1)
                                  - special.gammaln(self._binom_k + 1)
                                  - special.gammaln(self._binom_n - self._binom_k + 1))
-        elif self.name == "poisson":
+        elif self.name in ("poisson", "negative.binomial"):
             self._pois_const = special.gammaln(y + 1)
+        self.estimate_alpha = bool(getattr(self.family, "estimate_alpha", False))
+        self.nb_alpha = float(getattr(self.family, "alpha", 1.0))
 
     @property
     def canonical(self):
@@ -155,8 +165,8 @@ class Response:
                 f"binomial response {endog_name!r} must lie in [0, 1] (or use "
                 "cbind(successes, failures) for counts)"
             )
-        if self.name == "poisson" and np.any(y < 0):
-            raise ValueError(f"Poisson response {endog_name!r} has negative values")
+        if self.name in ("poisson", "negative.binomial") and np.any(y < 0):
+            raise ValueError(f"{self.name} response {endog_name!r} has negative values")
         if self.name in ("Gamma", "inverse.gaussian") and np.any(y <= 0):
             raise ValueError(f"{self.name} response {endog_name!r} must be positive")
 
@@ -181,10 +191,20 @@ class Response:
         d = self.family.link.inverse_deriv(eta)
         return np.where(np.abs(d) < _EPS, np.where(d < 0, -_EPS, _EPS), d)
 
-    def variance(self, mu):
+    def alpha(self, phi=None):
+        """The negative binomial α: ``phi`` when α is estimated, else the family's."""
+        return phi if (self.estimate_alpha and phi is not None) else self.nb_alpha
+
+    def variance(self, mu, phi=None):
         if self.name == "binomial":
             return np.maximum(mu * (1.0 - mu), _EPS)
+        if self.name == "negative.binomial":
+            return mu + self.alpha(phi) * mu * mu
         return self.family.variance(mu)
+
+    def _scale(self, phi):
+        """The factor dividing the weights: φ for dispersion families, 1 for NB."""
+        return 1.0 if self.name == "negative.binomial" else phi
 
     def working_weights(self, eta, mu, phi=1.0):
         """PIRLS (Fisher scoring) weights w μ'(η)² / (φ V(μ))."""
@@ -205,22 +225,26 @@ class Response:
                 w = self.weights * mu
             elif self.name == "Gamma":
                 w = self.weights * np.ones_like(mu)
+            elif self.name == "negative.binomial":
+                return self.weights * mu / (1.0 + self.alpha(phi) * mu), d
             else:
                 w = self.weights * d * d / self.variance(mu)
             return (w if phi == 1.0 else w / phi), d
         d = self.mu_eta(eta)
-        return self.weights * d * d / (phi * self.variance(mu)), d
+        return self.weights * d * d / (self._scale(phi) * self.variance(mu, phi)), d
 
     def observed_weights(self, eta, mu, phi=1.0):
         """Observed information −∂² log p(y_i | η_i)/∂η_i², the weights of the true
         Laplace approximation. Equal to :meth:`working_weights` for canonical links.
         """
         d1 = self.mu_eta(eta)
-        var = self.variance(mu)
+        var = self.variance(mu, phi)
         if self.name == "binomial":
             dvar = 1.0 - 2.0 * mu
         elif self.name == "Gaussian" or self.name == "gaussian":
             dvar = np.zeros_like(mu)
+        elif self.name == "negative.binomial":
+            dvar = 1.0 + 2.0 * self.alpha(phi) * mu
         else:
             dvar = self.family.variance.deriv(mu)
         if self.link == "log":
@@ -228,12 +252,16 @@ class Response:
         else:
             d2 = self.family.link.inverse_deriv2(eta)
         correction = (self.y - mu) * (d2 / var - d1 * d1 * dvar / (var * var))
-        return self.weights / phi * (d1 * d1 / var - correction)
+        return self.weights / self._scale(phi) * (d1 * d1 / var - correction)
 
     # -- likelihood ------------------------------------------------------------
-    def unit_deviance(self, mu):
+    def unit_deviance(self, mu, phi=None):
         """Weighted unit deviances w_i d(y_i, μ_i) (their sum is the GLM deviance)."""
         y, w = self.y, self.weights
+        if self.name == "negative.binomial":
+            a = self.alpha(phi)
+            return 2 * w * (special.xlogy(y, y / mu)
+                            - (y + 1 / a) * np.log((1 + a * y) / (1 + a * mu)))
         if self.name == "binomial":
             return 2 * w * (special.xlogy(y, y / mu) + special.xlogy(1 - y, (1 - y) / (1 - mu)))
         if self.name == "poisson":
@@ -262,6 +290,12 @@ class Response:
         if self.name == "poisson":
             log_mu = np.log(mu) if self.link == "log" else np.log(np.maximum(mu, _TINY))
             return -2.0 * w * (y * log_mu - mu - self._pois_const)
+        if self.name == "negative.binomial":
+            a = self.alpha(phi)
+            r = 1.0 / a
+            ll = (special.gammaln(y + r) - special.gammaln(r) - self._pois_const
+                  + r * np.log(r / (r + mu)) + special.xlogy(y, mu / (r + mu)))
+            return -2.0 * w * ll
         if self.name == "Gamma":
             shape = w / phi
             ll = (shape * np.log(shape * y / mu) - shape * y / mu - np.log(y)
@@ -280,7 +314,7 @@ class Response:
         y = self.y
         if self.name == "binomial":
             mustart = (self.weights * y + 0.5) / (self.weights + 1)
-        elif self.name == "poisson":
+        elif self.name in ("poisson", "negative.binomial"):
             mustart = y + 0.1
         elif self.name == "Gamma" or self.name == "inverse.gaussian":
             mustart = np.full_like(y, np.average(y, weights=self.weights))

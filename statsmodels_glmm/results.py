@@ -43,7 +43,15 @@ class GLMMResults(base.LikelihoodModelResults):
     """
 
     def __init__(self, model, fit):
-        super().__init__(model, fit["beta"], normalized_cov_params=fit["vcov"], scale=1.0)
+        # columns dropped for collinearity are NaN in params, bse and cov_params
+        k = len(model.exog_names) if model.exog_names is not None else model.k_fe
+        params = np.full(k, np.nan)
+        params[model.kept_columns] = fit["beta"]
+        vcov = np.full((k, k), np.nan)
+        vcov[np.ix_(model.kept_columns, model.kept_columns)] = fit["vcov"]
+        super().__init__(model, params, normalized_cov_params=vcov, scale=1.0)
+        self._beta = np.asarray(fit["beta"])
+        self._vcov = np.asarray(fit["vcov"])
         self._fit = fit
         self.nAGQ = fit["nAGQ"]
         self.reml = fit["reml"]
@@ -84,7 +92,8 @@ class GLMMResults(base.LikelihoodModelResults):
     @cache_readonly
     def deviance(self):
         """Sum of unit deviances at the conditional modes (lme4's ``deviance``)."""
-        return float(self.model.response.unit_deviance(self.fittedvalues_array).sum())
+        return float(self.model.response.unit_deviance(self.fittedvalues_array,
+                                                       self.dispersion).sum())
 
     @cache_readonly
     def fittedvalues_array(self):
@@ -100,12 +109,34 @@ class GLMMResults(base.LikelihoodModelResults):
         """(y − μ) √(w / V(μ)), the Pearson residuals (not divided by σ)."""
         resp = self.model.response
         mu = self.fittedvalues_array
-        return (resp.y - mu) * np.sqrt(resp.weights / resp.variance(mu))
+        return (resp.y - mu) * np.sqrt(resp.weights / resp.variance(mu, self.dispersion))
 
     @cache_readonly
     def sigma(self):
-        """lme4's ``sigma()``: √φ (1 for binomial and Poisson)."""
+        """lme4's ``sigma()``: √φ (1 for binomial, Poisson and negative binomial)."""
+        if self.model.response.name == "negative.binomial":
+            return 1.0
         return float(np.sqrt(self.dispersion))
+
+    @cache_readonly
+    def nb_theta(self):
+        """Negative binomial shape θ = 1/α (glmmTMB's nbinom2 dispersion), or None."""
+        resp = self.model.response
+        if resp.name != "negative.binomial":
+            return None
+        return 1.0 / resp.alpha(self.dispersion)
+
+    @cache_readonly
+    def nb_theta_se(self):
+        """Standard error of θ = 1/α by the delta method from the Hessian, or None."""
+        if self.nb_theta is None or not self.model.has_dispersion or self.hessian is None:
+            return None
+        k = self.model.k_theta
+        try:
+            var_log_alpha = 2.0 * np.linalg.inv(self.hessian)[k, k]
+        except np.linalg.LinAlgError:
+            return np.nan
+        return float(self.nb_theta * np.sqrt(var_log_alpha))
 
     # -- random effects ---------------------------------------------------------------
     @cache_readonly
@@ -157,7 +188,8 @@ class GLMMResults(base.LikelihoodModelResults):
                 for i in range(j + 1, len(term.cnames)):
                     corr = cov[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
                     rows.append((label, term.cnames[j], term.cnames[i], cov[i, j], corr))
-        if self.model.is_lmm or self.model.has_dispersion:
+        if self.model.is_lmm or (self.model.has_dispersion
+                                 and self.model.response.name != "negative.binomial"):
             rows.append(("Residual", None, None, self.dispersion, self.sigma))
         return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
 
@@ -244,7 +276,7 @@ class GLMMResults(base.LikelihoodModelResults):
             name (``(Intercept)`` to ``Intercept``).
         """
         out = {}
-        params = pd.Series(np.asarray(self.params), index=list(self.model.exog_names))
+        params = pd.Series(self._beta, index=self.model.fe_names)
         for group, frame in self.ranef().items():
             table = pd.DataFrame(np.tile(params.to_numpy(), (len(frame), 1)),
                                  index=frame.index, columns=params.index)
@@ -322,9 +354,10 @@ class GLMMResults(base.LikelihoodModelResults):
             from .prediction import _offset_for
 
             X, index = self._transform_predict_exog(pd.DataFrame(newdata))
+            X = X[:, model.kept_columns]
             offs = _offset_for(model, pd.DataFrame(newdata), offset)
-        eta = X @ np.asarray(self.params) + offs
-        se = np.sqrt(np.einsum("ij,jk,ik->i", X, np.asarray(self.cov_params()), X))
+        eta = X @ self._beta + offs
+        se = np.sqrt(np.einsum("ij,jk,ik->i", X, self._vcov, X))
         return PredictionResults(eta, se, model.response.mu, model.response.mu_eta,
                                  which=which, index=index)
 
@@ -365,7 +398,7 @@ class GLMMResults(base.LikelihoodModelResults):
             else:
                 u = rng.standard_normal(re.n_re)
                 scaled = re.scaled_covariates(self.theta.to_numpy())
-                eta = (model.exog @ np.asarray(self.params) + model.offset
+                eta = (model.exog @ self._beta + model.offset
                        + re.linear_predictor(scaled, u))
                 index = getattr(model, "row_labels", None)
             sims[f"sim_{k + 1}"] = simulate_response(resp, resp.mu(eta), self.dispersion, rng)
@@ -453,7 +486,7 @@ class GLMMResults(base.LikelihoodModelResults):
         model.response = Response(model.family, y, weights, resp.offset, model.endog_label)
         model.endog = y
         model._glm_start_cache = None
-        start = {"theta": self.theta.to_numpy(), "beta": np.asarray(self.params)}
+        start = {"theta": self.theta.to_numpy(), "beta": self._beta}
         if model.has_dispersion:
             start["phi"] = self.dispersion
         kwargs = {"nAGQ": self.nAGQ, "start": start, "nAGQ0_init": False,
@@ -506,7 +539,7 @@ class GLMMResults(base.LikelihoodModelResults):
             "b": lambda: re.relative_factor(theta) @ self.u,
             "L": lambda: self._fit["modes"].factor.leading(len(re.terms)).to_dense(),
             "theta": lambda: self.theta,
-            "beta": lambda: pd.Series(np.asarray(self.params), index=list(self.model.exog_names)),
+            "beta": lambda: pd.Series(self._beta, index=model.fe_names),
             "lower": re.theta_lower,
             "mu": lambda: self._fit["modes"].mu,
             "eta": lambda: self._fit["modes"].eta,
@@ -634,15 +667,22 @@ class GLMMResults(base.LikelihoodModelResults):
         if self._fit.get("hessian_skipped"):
             extra.append("The finite-difference Hessian was skipped for this large model "
                          "(fit(calc_hessian=True) computes it).")
-        if resp.name != "binomial" and resp.name != "poisson" and not model.is_lmm:
+        if resp.name == "negative.binomial":
+            se = "" if self.nb_theta_se is None else f" (SE {self.nb_theta_se:.4g})"
+            how = "ML" if model.has_dispersion else "fixed"
+            extra.append(f"Negative binomial shape theta = 1/alpha ({how}): "
+                         f"{self.nb_theta:.4g}{se}.")
+        elif resp.name != "binomial" and resp.name != "poisson" and not model.is_lmm:
             extra.append(f"Dispersion parameter (ML): {self.dispersion:.4g}.")
-        p = len(self.params)
+        if model.dropped_columns:
+            extra.append("Dropped for collinearity (NaN above): "
+                         + ", ".join(model.dropped_columns) + ".")
+        p = len(self._beta)
         if 1 < p <= 12:
-            cov = self.cov_params()
-            cov = np.asarray(cov)
+            cov = self._vcov
             sd = np.sqrt(np.diag(cov))
             corr = cov / np.outer(sd, sd)
-            names = [str(n)[:10] for n in model.exog_names]
+            names = [str(n)[:10] for n in model.fe_names]
             lines = ["Correlation of Fixed Effects:", " " * 12 + " ".join(
                 f"{n:>10}" for n in names[:-1])]
             for i in range(1, p):

@@ -211,9 +211,12 @@ def test_array_interface(cbpp_fit):
 
 
 def test_rank_deficient_design_is_named(cbpp):
+    from statsmodels.tools.sm_exceptions import ValueWarning
+
     cbpp["p2"] = (cbpp["period"] == "2").astype(float)
-    with pytest.raises(ValueError, match="rank deficient"):
-        glmer("cbind(incidence, size - incidence) ~ period + p2 + (1 | herd)", cbpp)
+    with pytest.warns(ValueWarning, match="dropping 1 column"):
+        res = glmer("cbind(incidence, size - incidence) ~ period + p2 + (1 | herd)", cbpp)
+    assert res.model.dropped_columns == ["p2"]
 
 
 def test_one_level_grouping_factor(cbpp):

@@ -18,7 +18,7 @@ import statsmodels.api as sm
 from reference import CASES, REFERENCE, RESULTS, family, load_data
 from statsmodels_glmm import glmer
 
-GLMM_CASES = [name for name, case in CASES.items() if "lme4" in case]
+GLMM_CASES = [name for name, case in CASES.items() if "lme4" in case and "formula" in case]
 NON_CANONICAL = {"cbpp_probit", "cbpp_cloglog", "gamma_log"}
 
 

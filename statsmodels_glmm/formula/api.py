@@ -1,5 +1,5 @@
 """Formula API: ``from statsmodels_glmm.formula.api import glmer``."""
 
-from ..model import GLMM, glmer
+from ..model import GLMM, glmer, glmer_nb
 
-__all__ = ["glmer", "GLMM"]
+__all__ = ["glmer", "glmer_nb", "GLMM"]

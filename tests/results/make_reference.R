@@ -43,6 +43,14 @@ gam$y <- round(rgamma(nrow(gam), shape = 2, scale = mu_g / 2), 6)
 gam$y[gam$y <= 0] <- 1e-6
 write.csv(gam, file.path(data_dir, "gamma_log.csv"), row.names = FALSE)
 
+set.seed(202)
+nnb <- 30; pernb <- 12
+nbd <- data.frame(g = factor(rep(sprintf("g%02d", 1:nnb), each = pernb)),
+                  x = round(rnorm(nnb * pernb), 4))
+bnb <- rnorm(nnb, 0, 0.5)
+nbd$y <- rnbinom(nrow(nbd), size = 2.5, mu = exp(1 + 0.5 * nbd$x + bnb[as.integer(nbd$g)]))
+write.csv(nbd, file.path(data_dir, "negbin.csv"), row.names = FALSE)
+
 ## ---- helpers -------------------------------------------------------------------
 fam_of <- function(family, link) {
   switch(family,
@@ -244,6 +252,18 @@ cases$extras <- list(
     postvar_first = I(as.numeric(pv[, , 1])),
     postvar_sd = I(sqrt(c(pv[1, 1, ], pv[2, 2, ]))))
 )
+
+## ---- issue 8: negative binomial (glmmTMB nbinom2 is the reference) ---------------------
+tnb <- glmmTMB(y ~ x + (1 | g), nbd, family = nbinom2)
+lnb <- glmer.nb(y ~ x + (1 | g), nbd)
+cases$negbin <- list(
+  glmmTMB = list(neg2ll = -2 * as.numeric(logLik(tnb)), fixef = as.list(fixef(tnb)$cond),
+                 se = I(as.numeric(sqrt(diag(vcov(tnb)$cond)))),
+                 sd = I(attr(VarCorr(tnb)$cond$g, "stddev")), theta = sigma(tnb),
+                 log_theta_se = sqrt(vcov(tnb, full = TRUE)["d~(Intercept)",
+                                                            "d~(Intercept)"])),
+  lme4 = list(neg2ll = -2 * as.numeric(logLik(lnb)), fixef = as.list(fixef(lnb)),
+              theta = getME(lnb, "glmer.nb.theta")))
 
 ## ---- issue 3: anova (the paper's cm1..cm6), drop1, profile confint ------------------
 Contraception$ch <- factor(Contraception$livch != 0, labels = c("N", "Y"))
