@@ -50,6 +50,7 @@ from .response import Response, family_name, has_dispersion
 __all__ = ["GLMM", "glmer", "glmer_nb"]
 
 _MAX_NAGQ = 100
+_MAX_AGQ_NODES = 10_000  # product grid nAGQ**S for S correlated random effects
 # Dense blocks below this size are factored faster by single-threaded BLAS: thread
 # synchronisation costs more than it saves (2.2x on a 500 x 100 crossed Poisson).
 _SMALL_DENSE = 1000
@@ -411,11 +412,18 @@ class GLMM(base.LikelihoodModel):
             raise ValueError(f"nAGQ must be at most {_MAX_NAGQ}, got {nAGQ}")
         if nAGQ > 1:
             terms = self.random_effects.terms
-            if len(terms) != 1 or terms[0].n_cov != 1:
+            if len(terms) != 1:
                 raise ValueError(
-                    "nAGQ > 1 needs a single scalar random-effects term such as (1 | g); "
-                    f"this model has {', '.join(f'({t.expr} | {t.group_name})' for t in terms)}"
+                    "nAGQ > 1 needs a single random-effects term such as (1 | g) or "
+                    "(1 + x | g); this model has "
+                    f"{', '.join(f'({t.expr} | {t.group_name})' for t in terms)}"
                 )
+            nodes = nAGQ ** terms[0].n_cov
+            if nodes > _MAX_AGQ_NODES:
+                raise ValueError(
+                    f"nAGQ = {nAGQ} for {terms[0].n_cov} correlated random effects needs "
+                    f"{nodes} quadrature nodes per level (at most {_MAX_AGQ_NODES}); use "
+                    "fewer points")
 
     def pirls(self, theta, beta=None, phi=1.0, u0=None, tol=1e-12, information="observed"):
         """Conditional modes at (θ, β): PIRLS with β fixed, or jointly if β is None.

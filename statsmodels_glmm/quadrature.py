@@ -1,7 +1,8 @@
 """Gauss-Hermite rules and adaptive Gauss-Hermite quadrature (nAGQ > 1).
 
-For a model with one scalar random-effects term the marginal likelihood
-factorises over the levels j. Each one-dimensional integral is centred at the
+For a model with one random-effects term (scalar, or vector-valued with a
+product grid) the marginal likelihood factorises over the levels j. In the
+scalar case Each one-dimensional integral is centred at the
 conditional mode û_j and scaled by s_j = 1 / L_jj (the conditional standard
 deviation from the PIRLS factor):
 
@@ -18,7 +19,7 @@ from functools import cache
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 
-__all__ = ["gauss_hermite_normal", "agq_deviance"]
+__all__ = ["gauss_hermite_normal", "product_grid", "agq_deviance"]
 
 
 @cache
@@ -45,14 +46,30 @@ def gauss_hermite_normal(k):
     return z, w
 
 
+def product_grid(k, dim):
+    """Tensor-product k-point rule in ``dim`` dimensions: nodes (k**dim, dim), weights."""
+    z, w = gauss_hermite_normal(k)
+    grids = np.meshgrid(*([z] * dim), indexing="ij")
+    nodes = np.column_stack([g.ravel() for g in grids])
+    weights = np.prod(np.meshgrid(*([w] * dim), indexing="ij"), axis=0).ravel()
+    return nodes, weights
+
+
 def agq_deviance(response, re, scaled, offset, modes, k, phi=1.0):
     """−2 log marginal likelihood by adaptive Gauss-Hermite quadrature.
+
+    One random-effects term (one grouping factor) with S ≥ 1 covariates: the
+    integral factorises over its levels. Level j's S-dimensional integral uses
+    the product grid of k points per dimension, centred at the mode ũ_j and
+    scaled by the Cholesky factor L_j of the curvature there (u = ũ_j + L_j⁻ᵀ z),
+    so for S = 1 this is the scalar rule of lme4 and MixedModels.jl, and for
+    S > 1 the multivariate AGQ of GLMMadaptive (lme4 issue #123).
 
     Parameters
     ----------
     response : response.Response
     re : re_terms.RandomEffects
-        Exactly one term, with one covariate.
+        Exactly one term.
     scaled : list of ndarray
         ``re.scaled_covariates(theta)``.
     offset : ndarray
@@ -60,29 +77,32 @@ def agq_deviance(response, re, scaled, offset, modes, k, phi=1.0):
     modes : pirls.PirlsResult
         PIRLS result at the same parameters (β fixed).
     k : int
-        Number of quadrature points.
+        Number of quadrature points per dimension.
 
     Returns
     -------
     float
     """
     term = re.terms[0]
-    refs, ell = term.refs, term.n_levels
-    zt = scaled[0][:, 0]
-    u_hat = modes.u
-    sd = 1.0 / modes.factor.diag[0].diagonal()
-    devc0 = np.bincount(refs, weights=modes.neg2ll, minlength=ell) + u_hat ** 2
-    nodes, weights = gauss_hermite_normal(k)
-    # log of Σ_k w_k exp(z_k²/2 − (devc_j(z_k) − devc0_j)/2), accumulated stably
+    refs, ell, s = term.refs, term.n_levels, term.n_cov
+    zt = scaled[0]
+    u_hat = modes.u.reshape(ell, s)
+    block = modes.factor.diag[0]
+    # L_j⁻ᵀ per level: u = ũ_j + L_j⁻ᵀ z has covariance (L_j L_jᵀ)⁻¹
+    scale_t = np.transpose(block.inverse, (0, 2, 1))
+    devc0 = (np.bincount(refs, weights=modes.neg2ll, minlength=ell)
+             + np.sum(u_hat ** 2, axis=1))
+    nodes, weights = product_grid(k, s)
     terms = np.empty((len(nodes), ell))
     for i, (z, w) in enumerate(zip(nodes, weights)):
-        if z == 0.0:
+        if not np.any(z):
             terms[i] = np.log(w)
             continue
-        u = u_hat + z * sd
-        mu = response.mu(offset + zt * u[refs])
+        u = u_hat + scale_t @ z
+        eta = offset + np.einsum("ij,ij->i", zt, u[refs])
+        mu = response.mu(eta)
         devc = np.bincount(refs, weights=response.neg2loglik_obs(mu, phi), minlength=ell)
-        terms[i] = np.log(w) + 0.5 * z * z - 0.5 * (devc + u * u - devc0)
+        terms[i] = np.log(w) + 0.5 * z @ z - 0.5 * (devc + np.sum(u * u, axis=1) - devc0)
     top = terms.max(axis=0)
     log_mult = top + np.log(np.exp(terms - top).sum(axis=0))
     return float(devc0.sum() + modes.factor.logdet2() - 2.0 * log_mult.sum())

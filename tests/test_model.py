@@ -129,8 +129,10 @@ def test_nagq_validation(cbpp):
     with pytest.raises(ValueError, match="non-negative integer"):
         glmer(CBPP_FORMULA, cbpp, nAGQ=-1)
     data = datasets.load_contraception()
-    with pytest.raises(ValueError, match="single scalar random-effects term"):
-        glmer("use ~ age + (urban | district)", data, nAGQ=5)
+    with pytest.raises(ValueError, match="single random-effects term"):
+        glmer("use ~ age + (1 | district) + (1 | urban)", data, nAGQ=5)
+    with pytest.raises(ValueError, match="quadrature nodes per level"):
+        glmer("use ~ age + (1 + age + urban | district)", data, nAGQ=25)
 
 
 def test_formula_errors(cbpp):

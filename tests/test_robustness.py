@@ -81,7 +81,7 @@ def test_nagq_errors(cbpp):
     with pytest.raises(ValueError, match="non-negative integer"):
         glmer(CBPP, cbpp, nAGQ=1.5)
     contra = load_data("Contraception")
-    with pytest.raises(ValueError, match="single scalar"):
+    with pytest.raises(ValueError, match="single random-effects term"):
         glmer("use ~ age + (1 | district) + (1 | urban)", contra, nAGQ=3)
 
 
