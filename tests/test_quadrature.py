@@ -51,7 +51,7 @@ def _brute_force(model, theta, beta):
         rows = term.refs == j
         z, y, e0 = term.z[rows], model.response.y[rows], eta0[rows]
 
-        def integrand(u1, u0):
+        def integrand(u1, u0, z=z, y=y, e0=e0):
             b = T @ np.array([u0, u1])
             p = special.expit(e0 + z @ b)
             lik = np.prod(np.where(y == 1, p, 1 - p))
