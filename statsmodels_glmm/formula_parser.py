@@ -10,9 +10,14 @@ formula engine.
 
 from dataclasses import dataclass, field
 
+import numpy as np
 from patsy import PatsyError
 
-__all__ = ["BarTerm", "ParsedFormula", "parse_formula", "split_top_level"]
+__all__ = ["BarTerm", "ParsedFormula", "parse_formula", "split_top_level", "R_FUNCTIONS"]
+
+# Names available in formulas besides the caller's variables, so that R users can
+# write offset(log(t)) as in lme4.
+R_FUNCTIONS = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "np": np}
 
 
 @dataclass(frozen=True)

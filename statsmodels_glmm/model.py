@@ -40,7 +40,7 @@ from statsmodels.tools.sm_exceptions import (
 from threadpoolctl import ThreadpoolController
 
 from .blocked_cholesky import PenalizedSystem
-from .formula_parser import parse_formula
+from .formula_parser import R_FUNCTIONS, parse_formula
 from .optimizer import bobyqa
 from .pirls import pirls
 from .quadrature import agq_deviance
@@ -68,13 +68,12 @@ def _blas_limits(threads):
     if _BLAS_CONTROLLER is None:
         _BLAS_CONTROLLER = ThreadpoolController()
     return _BLAS_CONTROLLER.limit(limits=threads, user_api="blas")
-_R_FUNCTIONS = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "np": np}
 
 
 def _caller_namespace(depth):
     """The variables visible ``depth`` frames up, as a formula evaluation env."""
     frame = sys._getframe(depth + 1)
-    namespace = dict(_R_FUNCTIONS)
+    namespace = dict(R_FUNCTIONS)
     namespace.update(frame.f_globals)
     namespace.update(frame.f_locals)
     return namespace

@@ -11,11 +11,10 @@ import pandas as pd
 from patsy import EvalEnvironment, PatsyError, dmatrix
 from scipy import stats
 
-from .formula_parser import parse_formula
+from .formula_parser import R_FUNCTIONS, parse_formula
 
 __all__ = ["select_terms", "linear_predictor", "simulate_response", "PredictionResults"]
 
-_R_FUNCTIONS = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "np": np}
 
 
 def select_terms(random_effects, re_form):
@@ -46,7 +45,7 @@ def _offset_for(model, frame, offset):
     total = np.zeros(len(frame))
     if offset is not None:
         total += np.asarray(offset, dtype=float)
-    env = EvalEnvironment([dict(_R_FUNCTIONS)])
+    env = EvalEnvironment([dict(R_FUNCTIONS)])
     for expr in getattr(model, "offset_exprs", []):
         mat = dmatrix(f"0 + I({expr})", frame, eval_env=env, NA_action="drop",
                       return_type="dataframe")
