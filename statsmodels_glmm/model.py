@@ -676,7 +676,8 @@ class GLMM(base.LikelihoodModel):
         else:
             if opt1 is not None:
                 modes1 = pirls(self.response, re, self.system, re.scaled_covariates(theta1),
-                               self.offset, u_zero, phi1, X=self.exog, beta0=beta0)
+                               self.offset, warm["u"], phi1, X=self.exog,
+                               beta0=warm["beta"])
                 beta1, u_store = modes1.beta, modes1.u
             else:
                 beta1, u_store = beta0, u_zero

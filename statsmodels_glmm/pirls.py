@@ -86,8 +86,8 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
     offset : ndarray
         The offset, plus ``X @ beta`` when β is fixed.
     u0 : ndarray
-        Starting u (PIRLS restarts from a stored value, so the objective is a
-        deterministic function of the parameters).
+        Starting u. The fit warm-starts from the previous evaluation's modes;
+        with u converged to ``step_tol`` the result does not depend on it.
     X, beta0 : ndarray, optional
         Given both: iterate jointly over (u, β) starting from ``beta0``.
     beta : ndarray, optional
@@ -119,9 +119,8 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
     stalls = 0
     for iteration in range(1, maxit + 1):  # noqa: B007 (reported after the loop)
         w, dmu = response.irls_quantities(eta, mu, phi)
-        working = (eta - fixed) + (response.y - mu) / dmu
-        if joint:
-            working = working + X @ b
+        # working response on the scale of what is solved for: Z Λ u (+ X β if joint)
+        working = (eta - (offset if joint else fixed)) + (response.y - mu) / dmu
         factor = system.factor(scaled, w, X)
         sol = factor.solve(system.rhs(scaled, w * working, X))
         u_new = np.concatenate(sol[:len(re.terms)]) if q else u
