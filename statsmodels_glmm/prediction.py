@@ -13,7 +13,8 @@ from scipy import stats
 
 from .formula_parser import R_FUNCTIONS, parse_formula
 
-__all__ = ["select_terms", "linear_predictor", "simulate_response", "PredictionResults"]
+__all__ = ["select_terms", "fixed_design", "linear_predictor", "simulate_response",
+           "PredictionResults"]
 
 
 
@@ -53,6 +54,23 @@ def _offset_for(model, frame, offset):
     return total
 
 
+def fixed_design(results, newdata, offset=None):
+    """Fixed-effects design (kept columns) and total offset for new data.
+
+    Rows with a missing covariate come back as NaN (statsmodels reindexes them).
+    """
+    model = results.model
+    if not hasattr(model, "formula"):
+        raise ValueError("newdata needs a model created from a formula (glmer/from_formula)")
+    try:
+        X, _ = getattr(results, "_results", results)._transform_predict_exog(newdata)
+    except PatsyError as exc:
+        raise ValueError(f"cannot build the fixed-effects design for newdata: {exc}") from None
+    if offset is not None and np.shape(offset) != (len(newdata),):
+        raise ValueError(f"offset has length {np.size(offset)}, expected {len(newdata)}")
+    return X[:, model.kept_columns], _offset_for(model, newdata, offset)
+
+
 def linear_predictor(results, newdata=None, re_form=None, allow_new_levels=False,
                      offset=None):
     """η = X β + offset + Z b for the fitted or new data.
@@ -74,17 +92,9 @@ def linear_predictor(results, newdata=None, re_form=None, allow_new_levels=False
             if use:
                 eta = eta + np.einsum("ij,ij->i", term.z, b[term.refs])
         return eta, getattr(model, "row_labels", None)
-    if not isinstance(newdata, pd.DataFrame):
-        newdata = pd.DataFrame(newdata)
-    if not hasattr(model, "formula"):
-        raise ValueError("newdata needs a model created from a formula (glmer/from_formula)")
-    try:
-        X, _ = getattr(results, "_results", results)._transform_predict_exog(newdata)
-    except PatsyError as exc:
-        raise ValueError(f"cannot build the fixed-effects design for newdata: {exc}") from None
-    if offset is not None and np.shape(offset) != (len(newdata),):
-        raise ValueError(f"offset has length {np.size(offset)}, expected {len(newdata)}")
-    eta = X[:, model.kept_columns] @ _beta(results) + _offset_for(model, newdata, offset)
+    newdata = pd.DataFrame(newdata)
+    X, offs = fixed_design(results, newdata, offset)
+    eta = X @ _beta(results) + offs
     for term, b, use in zip(re.terms, b_terms, keep):
         if not use:
             continue

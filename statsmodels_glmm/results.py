@@ -351,11 +351,11 @@ class GLMMResults(base.LikelihoodModelResults):
         if newdata is None:
             X, offs, index = model.exog, model.offset, getattr(model, "row_labels", None)
         else:
-            from .prediction import _offset_for
+            from .prediction import fixed_design
 
-            X, index = self._transform_predict_exog(pd.DataFrame(newdata))
-            X = X[:, model.kept_columns]
-            offs = _offset_for(model, pd.DataFrame(newdata), offset)
+            newdata = pd.DataFrame(newdata)
+            X, offs = fixed_design(self, newdata, offset)
+            index = newdata.index
         eta = X @ self._beta + offs
         se = np.sqrt(np.einsum("ij,jk,ik->i", X, self._vcov, X))
         return PredictionResults(eta, se, model.response.mu, model.response.mu_eta,
