@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 from scipy import stats
+import scipy.linalg as sla
 import statsmodels.base.model as base
 import statsmodels.base.wrapper as wrap
 from statsmodels.iolib.summary import Summary
@@ -454,7 +455,7 @@ class GLMMResults(base.LikelihoodModelResults):
         factor = model.system.factor(scaled, w, model.exog)
         A = np.column_stack([re.sparse_z().toarray() @ re.relative_factor(theta).toarray(),
                              model.exog]) * np.sqrt(w)[:, None]
-        V = np.linalg.solve(np.tril(factor.to_dense()), A.T)
+        V = sla.solve_triangular(factor.to_dense(), A.T, lower=True)
         return np.sum(V * V, axis=0)
 
     # -- refitting -------------------------------------------------------------------------
