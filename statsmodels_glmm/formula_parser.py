@@ -9,6 +9,7 @@ formula engine.
 """
 
 from dataclasses import dataclass, field
+import re
 
 import numpy as np
 from patsy import PatsyError
@@ -241,6 +242,9 @@ def parse_formula(formula):
     lhs = sides[0][1] or None
     if lhs is None:
         raise PatsyError(f"formula {formula!r} has no response (left-hand side)")
+    if "|" in re.sub(r"(\"[^\"]*\"|'[^']*')", "", lhs):
+        raise PatsyError(f"the response {lhs!r} of formula {formula!r} contains '|': "
+                         "random-effects terms (expr | g) belong on the right-hand side")
     cbind = None
     cbind_args = _call_argument(lhs, "cbind")
     if cbind_args is not None:

@@ -40,12 +40,30 @@ from statsmodels.tools.sm_exceptions import (
 from threadpoolctl import ThreadpoolController
 
 from .blocked_cholesky import PenalizedSystem
-from .formula_parser import R_FUNCTIONS, parse_formula
+from .design import analyse_design
+from .formula_parser import R_FUNCTIONS, parse_formula, split_top_level
+from .frame import (
+    RESPONSE_COLUMN,
+    binary_response,
+    check_covariate_dtypes,
+    evaluate_response,
+    normalize_columns,
+    referenced_columns,
+)
 from .optimizer import bobyqa
 from .pirls import pirls
 from .quadrature import agq_deviance
 from .re_terms import RandomEffects, RandomEffectsTerm, build_random_effects, group_codes
 from .response import Response, family_name, has_dispersion
+from .validation import (
+    as_data_frame,
+    check_family,
+    check_fit_arguments,
+    check_start,
+    complete_arrays,
+    numeric_vector,
+    select_rows,
+)
 
 __all__ = ["GLMM", "glmer", "glmer_nb"]
 
@@ -79,40 +97,6 @@ def _caller_namespace(depth):
     return namespace
 
 
-def _binary_response(frame, column):
-    """Recode a boolean / two-level categorical response to 0/1 (first level = 0)."""
-    values = frame[column]
-    if values.dtype == bool:
-        return values.astype(float)
-    if isinstance(values.dtype, pd.CategoricalDtype) or values.dtype == object or \
-            pd.api.types.is_string_dtype(values.dtype):
-        if isinstance(values.dtype, pd.CategoricalDtype):
-            levels = [lev for lev in values.cat.categories if (values == lev).any()]
-        else:
-            levels = sorted(pd.unique(values.dropna()), key=str)
-        if len(levels) != 2:
-            raise ValueError(
-                f"response {column!r} has {len(levels)} levels {list(levels)}; "
-                "a categorical binomial response needs exactly two"
-            )
-        return (values == levels[1]).astype(float).where(values.notna())
-    return values
-
-
-def _column_or_array(value, frame, what):
-    """A weights/offset argument: a column name or an array aligned with ``frame``."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        if value not in frame.columns:
-            raise ValueError(f"{what} column {value!r} is not in the data")
-        return frame[value].to_numpy(dtype=float)
-    arr = np.asarray(value, dtype=float)
-    if arr.shape != (len(frame),):
-        raise ValueError(f"{what} has length {arr.size}, expected {len(frame)} (rows of data)")
-    return arr
-
-
 class GLMM(base.LikelihoodModel):
     """Generalized linear mixed model (lme4's ``glmer``).
 
@@ -136,9 +120,11 @@ class GLMM(base.LikelihoodModel):
         Grouping factor of a single random-effects term.
     exog_re : array_like, optional
         Covariates of that term (default: a random intercept).
-    missing : str
-        ``"none"`` or ``"raise"`` for array input; formula input drops
-        incomplete rows by default (see :meth:`from_formula`).
+    missing : {"none", "drop", "raise"}
+        Array input: ``"drop"`` removes the rows with a missing value (NaN,
+        None) in endog, exog, groups, exog_re, offset or weights, all of them
+        consistently; ``"none"`` and ``"raise"`` refuse them. Formula input
+        drops incomplete rows by default (see :meth:`from_formula`).
 
     Notes
     -----
@@ -154,15 +140,17 @@ class GLMM(base.LikelihoodModel):
                  weights=None, groups=None, exog_re=None, missing="none", **kwargs):
         self.parsed_formula = kwargs.pop("parsed_formula", None)
         endog_label = kwargs.pop("endog_label", None)
-        super().__init__(endog, exog, missing=missing, **kwargs)
+        family = check_family(family)
+        if random_effects is not None and not isinstance(random_effects, RandomEffects):
+            raise TypeError("random_effects must be a RandomEffects instance")
+        if self.parsed_formula is None:
+            endog, exog, groups, exog_re, offset, weights = complete_arrays(
+                endog, exog, groups, exog_re, offset, weights, missing,
+                has_terms=random_effects is not None)
+        super().__init__(endog, exog, missing="none", **kwargs)
         if random_effects is None:
             random_effects = self._single_term(groups, exog_re)
-        elif not isinstance(random_effects, RandomEffects):
-            raise TypeError("random_effects must be a RandomEffects instance")
-        if family is None:
-            family = sm.families.Binomial()
         self.family = copy.deepcopy(family)
-        family_name(self.family)
         self.random_effects = random_effects
         self.endog_label = endog_label or (
             self.endog_names if isinstance(self.endog_names, str) else "y")
@@ -185,15 +173,15 @@ class GLMM(base.LikelihoodModel):
 
     # -- construction -----------------------------------------------------------
     def _single_term(self, groups, exog_re):
-        if groups is None:
-            raise ValueError("a GLMM needs random effects: pass random_effects or groups")
-        groups = pd.Series(np.asarray(groups))
+        groups = pd.Series(np.asarray(groups, dtype=object))
         n = len(groups)
         if exog_re is None:
             z, cnames = np.ones((n, 1)), ["(Intercept)"]
         else:
             z = np.asarray(exog_re, dtype=float).reshape(n, -1)
             cnames = list(getattr(exog_re, "columns", [f"z{i}" for i in range(z.shape[1])]))
+            if not np.all(np.isfinite(z)):
+                raise ValueError("exog_re has non-finite values")
         refs, levels = group_codes(pd.DataFrame({"group": groups}), ("group",))
         term = RandomEffectsTerm("group", cnames, "custom", refs, levels, z, ("group",))
         return RandomEffects([term])
@@ -221,23 +209,20 @@ class GLMM(base.LikelihoodModel):
 
     def _drop_collinear_columns(self, tol=1e-7):
         """Drop columns of X that are linear combinations of earlier ones, as lme4
-        (pivoted QR, tolerance 1e-7); they are reported and kept as NaN in ``params``."""
+        (R's scale-invariant QR rank rule, tolerance 1e-7); they are reported and
+        kept as NaN in ``params``."""
         names = list(self.exog_names) if self.exog_names is not None else [
             f"x{i}" for i in range(self.exog.shape[1])]
         X = self.exog
-        kept = list(range(X.shape[1]))
-        if X.shape[1]:
-            _, R, piv = sla.qr(X, mode="economic", pivoting=True)
-            diag = np.abs(np.diag(R))
-            rank = int(np.sum(diag > tol * diag[0])) if diag.size and diag[0] > 0 else 0
-            if rank < X.shape[1]:
-                kept = sorted(piv[:rank].tolist())
-                dropped = [names[i] for i in range(X.shape[1]) if i not in kept]
-                warnings.warn(
-                    f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
-                    f"column(s): {', '.join(dropped)} (reported as NaN in params)",
-                    ValueWarning, stacklevel=4)
-                self.exog = X[:, kept]
+        kept, self.design_basis = analyse_design(X, tol)
+        kept = kept.tolist()
+        if len(kept) < X.shape[1]:
+            dropped = [names[i] for i in range(X.shape[1]) if i not in kept]
+            warnings.warn(
+                f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
+                f"column(s): {', '.join(dropped)} (linear combinations of earlier columns; "
+                "reported as NaN in params)", ValueWarning, stacklevel=4)
+            self.exog = X[:, kept]
         self.kept_columns = np.asarray(kept, dtype=np.intp)
         self.fe_names = [names[i] for i in kept]
         self.dropped_columns = [n for i, n in enumerate(names) if i not in kept]
@@ -276,19 +261,23 @@ class GLMM(base.LikelihoodModel):
         formula : str
             ``"y ~ x + (1 + x | g)"``; see :mod:`statsmodels_glmm.formula_parser`
             for the random-effects syntax, and ``cbind(successes, failures)``
-            for a binomial response.
+            for a binomial response. A boolean, two-level categorical or text
+            response (any expression, e.g. ``Q("my y")``) is recoded to 0/1, the
+            first level being 0.
         data : pandas.DataFrame
-            Not modified.
+            Not modified. polars/pyarrow frames are converted.
         family : statsmodels family, optional
-        subset : array_like, optional
-            Boolean mask or index labels of the rows to use.
+        subset : array_like or str, optional
+            Boolean mask, index labels, or an expression over the columns such
+            as ``"urban == 'Y'"``.
         weights, offset : str or array_like, optional
             Column names or arrays (one value per row of ``data``).
             ``offset(...)`` terms in the formula are added to ``offset``.
         missing : {"drop", "raise"}
-            Rows with a missing value in any variable of the model (response,
-            fixed or random covariates, grouping factors, weights, offset) are
-            dropped, or an error is raised.
+            Rows with a missing value (NaN, None, pd.NA) in any variable of the
+            model (response, fixed or random covariates, grouping factors,
+            weights, offset) are dropped, or an error is raised. Infinite
+            values are always an error.
         eval_env : dict, optional
             Namespace for functions in the formula (default: the caller's).
 
@@ -297,9 +286,9 @@ class GLMM(base.LikelihoodModel):
         GLMM
         """
         if missing not in ("drop", "raise", "none"):
-            raise ValueError("missing must be 'drop' or 'raise'")
-        if not isinstance(data, pd.DataFrame):
-            data = pd.DataFrame(data)
+            raise ValueError(f"missing must be 'drop' or 'raise', got {missing!r}")
+        data = as_data_frame(data)
+        family = check_family(family)
         if eval_env is None:
             eval_env = _caller_namespace(1)
         parsed = parse_formula(formula)
@@ -308,36 +297,49 @@ class GLMM(base.LikelihoodModel):
                 f"formula {formula!r} has no random-effects term like (1 | g); "
                 "for a model without random effects use statsmodels GLM"
             )
-        frame = data if subset is None else data.loc[subset]
-        frame = frame.copy()
-        frame.columns = [str(c) for c in frame.columns]
-        if parsed.cbind is None and parsed.lhs in frame.columns:
-            frame[parsed.lhs] = _binary_response(frame, parsed.lhs)
-        extra = {"weights": _column_or_array(weights, frame, "weights"),
-                 "offset": _column_or_array(offset, frame, "offset")}
-        frame = cls._complete_cases(frame, parsed, extra, missing, eval_env)
+        frame = select_rows(data, subset)
+        frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+        duplicated = frame.columns[frame.columns.duplicated()]
+        if len(duplicated):
+            raise ValueError(f"data has duplicated column names: {sorted(set(duplicated))}")
+        used = referenced_columns(formula, frame.columns)
+        frame = normalize_columns(frame, used)
+        check_covariate_dtypes(frame, parsed.fixed_rhs, "the fixed effects")
+        for bar in parsed.bars:
+            check_covariate_dtypes(frame, bar.expr, f"random-effects term {bar}")
+        fixed_formula = parsed.fixed_formula
+        if parsed.cbind is None and len(split_top_level(parsed.lhs, "+")) == 1:
+            response = evaluate_response(parsed.lhs, frame, eval_env)
+            frame[RESPONSE_COLUMN] = binary_response(response, parsed.lhs).to_numpy()
+            fixed_formula = f"{RESPONSE_COLUMN} ~ {parsed.fixed_rhs}"
+        extra = {"weights": numeric_vector(weights, frame, "weights"),
+                 "offset": numeric_vector(offset, frame, "offset")}
+        frame = cls._complete_cases(frame, fixed_formula, parsed, extra, missing, eval_env)
         if len(frame) == 0:
             raise ValueError("no observations left after removing rows with missing values")
         keep = frame.index
         env = EvalEnvironment([eval_env])
         re = build_random_effects(parsed.bars, frame, eval_env)
         total_offset = np.zeros(len(frame))
+        frame_rows = frame["__row__"].to_numpy()
         if extra["offset"] is not None:
-            total_offset += extra["offset"][frame["__row__"].to_numpy()]
+            total_offset += extra["offset"][frame_rows]
         for expr in parsed.offsets:
-            total_offset += np.asarray(
+            values = np.asarray(
                 dmatrix(f"0 + I({expr})", frame, eval_env=env, NA_action="raise")
             ).ravel()
-        frame_rows = frame["__row__"].to_numpy()
+            if not np.all(np.isfinite(values)):
+                raise ValueError(f"offset({expr}) has infinite values in "
+                                 f"{int(np.sum(~np.isfinite(values)))} row(s)")
+            total_offset += values
         prior = None if extra["weights"] is None else extra["weights"][frame_rows]
-        endog_label = parsed.lhs
         frame = frame.drop(columns="__row__")
         # statsmodels evaluates the fixed part, so the model gets formula names,
         # model_spec (predict, wald_test_terms) and pickling support.
         mod = super().from_formula(
-            parsed.fixed_formula, frame, family=family, random_effects=re,
+            fixed_formula, frame, family=family, random_effects=re,
             offset=total_offset, weights=prior, missing="none",
-            parsed_formula=parsed, endog_label=endog_label,
+            parsed_formula=parsed, endog_label=parsed.lhs,
             eval_env=eval_env, **kwargs)
         mod.formula_full = formula
         mod.row_labels = keep
@@ -347,32 +349,33 @@ class GLMM(base.LikelihoodModel):
         return mod
 
     @staticmethod
-    def _complete_cases(frame, parsed, extra, missing, eval_env):
+    def _complete_cases(frame, fixed_formula, parsed, extra, missing, eval_env):
         """Restrict to rows where every variable of the model is observed."""
         na_action = "raise" if missing == "raise" else "drop"
         env = EvalEnvironment([eval_env])
         frame = frame.assign(__row__=np.arange(len(frame)))
         ok = pd.Series(True, index=frame.index)
-        pieces = [parsed.fixed_formula] + [f"0 + I({e})" for e in parsed.offsets]
+        pieces = [fixed_formula] + [f"0 + I({e})" for e in parsed.offsets]
         try:
-            for i, piece in enumerate(pieces):
-                if i == 0:
-                    lhs, rhs = dmatrices(piece, frame, eval_env=env, NA_action=na_action,
-                                         return_type="dataframe")
-                    used = rhs.index
-                else:
-                    used = dmatrix(piece, frame, eval_env=env, NA_action=na_action,
+            with np.errstate(all="ignore"):
+                for i, piece in enumerate(pieces):
+                    if i == 0:
+                        _, rhs = dmatrices(piece, frame, eval_env=env, NA_action=na_action,
+                                           return_type="dataframe")
+                        used = rhs.index
+                    else:
+                        used = dmatrix(piece, frame, eval_env=env, NA_action=na_action,
+                                       return_type="dataframe").index
+                    ok &= frame.index.isin(used)
+                for bar in parsed.bars:
+                    used = dmatrix(bar.expr, frame, eval_env=env, NA_action=na_action,
                                    return_type="dataframe").index
-                ok &= frame.index.isin(used)
-            for bar in parsed.bars:
-                used = dmatrix(bar.expr, frame, eval_env=env, NA_action=na_action,
-                               return_type="dataframe").index
-                ok &= frame.index.isin(used)
-                for name in bar.factors:
-                    if name not in frame.columns:
-                        raise PatsyError(
-                            f"grouping factor {name!r} in {bar} is not a column of the data")
-                    ok &= frame[name].notna()
+                    ok &= frame.index.isin(used)
+                    for name in bar.factors:
+                        if name not in frame.columns:
+                            raise PatsyError(f"grouping factor {name!r} in {bar} is not a "
+                                             "column of the data")
+                        ok &= frame[name].notna()
         except PatsyError as exc:
             if missing == "raise" and "missing values" in str(exc):
                 raise ValueError(f"missing values in the model variables: {exc}") from None
@@ -384,10 +387,10 @@ class GLMM(base.LikelihoodModel):
             raise
         for what, arr in extra.items():
             if arr is not None:
-                finite = np.isfinite(arr)
-                if missing == "raise" and not finite.all():
-                    raise ValueError(f"{what} has missing values")
-                ok &= finite
+                observed = ~np.isnan(arr)
+                if missing == "raise" and not observed.all():
+                    raise ValueError(f"{what} has {int((~observed).sum())} missing value(s)")
+                ok &= observed
         if missing == "raise" and not ok.all():
             raise ValueError("missing values in the grouping factors")
         return frame[ok.to_numpy()]
@@ -453,13 +456,27 @@ class GLMM(base.LikelihoodModel):
         scaled = self.random_effects.scaled_covariates(theta)
         u0 = np.zeros(self.random_effects.n_re) if u0 is None else np.asarray(u0, float)
         if beta is None:
-            return pirls(self.response, self.random_effects, self.system, scaled,
-                         self.offset, u0, phi, X=self.exog, beta0=self._glm_start()[0],
-                         tol=tol, information=information)
+            return self._joint_pirls(scaled, phi, u0, self._glm_start()[0], tol=tol,
+                                     information=information)
         beta = np.asarray(beta, dtype=float)
         return pirls(self.response, self.random_effects, self.system, scaled,
                      self.offset + self.exog @ beta, u0, phi, beta=beta, tol=tol,
                      information=information)
+
+    def _joint_pirls(self, scaled, phi, u0, beta0, tol=1e-12, information="observed",
+                     internal=False):
+        """PIRLS over (u, β) jointly (nAGQ=0) on the well-conditioned basis of X.
+
+        ``beta0`` and the returned ``beta`` are in the user's coordinates unless
+        ``internal`` (then both are β̃ of :class:`design.DesignBasis`).
+        """
+        basis = self.design_basis
+        start = beta0 if internal else basis.to_internal(beta0)
+        modes = pirls(self.response, self.random_effects, self.system, scaled, self.offset,
+                      u0, phi, X=basis.X, beta0=start, tol=tol, information=information)
+        if not internal:
+            modes.beta = basis.to_external(modes.beta)
+        return modes
 
     def deviance(self, theta, beta=None, nAGQ=1, phi=1.0, u0=None, information="observed"):
         """−2 × the approximate marginal log-likelihood at the given parameters.
@@ -506,9 +523,11 @@ class GLMM(base.LikelihoodModel):
                 w, dmu = resp.irls_quantities(eta, mu)
                 z = eta - self.offset + (resp.y - mu) / dmu
                 ok = np.isfinite(z) & np.isfinite(w) & (w > 0)
-                Xw = self.exog[ok] * w[ok, None]
+                basis = self.design_basis
+                Xw = basis.X[ok] * w[ok, None]
                 try:
-                    beta = np.linalg.solve(Xw.T @ self.exog[ok], Xw.T @ z[ok])
+                    beta = basis.to_external(np.linalg.solve(Xw.T @ basis.X[ok],
+                                                             Xw.T @ z[ok]))
                 except np.linalg.LinAlgError:
                     beta = np.zeros(self.k_fe)
                 if not np.all(np.isfinite(beta)):
@@ -583,10 +602,9 @@ class GLMM(base.LikelihoodModel):
             raise ValueError("information must be 'observed' or 'expected'")
         if cov_type not in (None, "hessian", "conditional"):
             raise ValueError("cov_type must be 'hessian' or 'conditional'")
-        start = dict(start or {})
-        unknown = set(start) - {"theta", "beta", "phi"}
-        if unknown:
-            raise ValueError(f"unknown start values: {', '.join(sorted(unknown))}")
+        check_fit_arguments(maxfun, blas_threads, boundary_tol, calc_hessian, nAGQ0_init)
+        start = check_start(start, self.k_theta, self.k_fe,
+                            self.random_effects.theta_lower(), self.has_dispersion)
         if blas_threads == "auto":
             blas_threads = 1 if self._largest_dense_block() < _SMALL_DENSE else None
         with _blas_limits(blas_threads):
@@ -645,13 +663,14 @@ class GLMM(base.LikelihoodModel):
         history = {"stage1_nfev": 0, "stage2_nfev": 0}
         # PIRLS warm-starts from the previous evaluation's modes: with u converged
         # to 1e-10 the objective's dependence on the path is negligible.
-        warm = {"u": u_zero, "beta": beta0}
+        # (β in the internal coordinates of the design basis)
+        warm = {"u": u_zero, "beta": self.design_basis.to_internal(beta0)}
 
         def stage1_objective(p):
             theta, phi, _ = self._split(np.concatenate([p, beta0]))
             scaled = re.scaled_covariates(theta)
-            modes = pirls(self.response, re, self.system, scaled, self.offset, warm["u"],
-                          phi, X=self.exog, beta0=warm["beta"], information=information)
+            modes = self._joint_pirls(scaled, phi, warm["u"], warm["beta"],
+                                      information=information, internal=True)
             warm["u"], warm["beta"] = modes.u, modes.beta
             return modes.laplace()
 
@@ -675,10 +694,9 @@ class GLMM(base.LikelihoodModel):
             deviance = modes.laplace()
         else:
             if opt1 is not None:
-                modes1 = pirls(self.response, re, self.system, re.scaled_covariates(theta1),
-                               self.offset, warm["u"], phi1, X=self.exog,
-                               beta0=warm["beta"])
-                beta1, u_store = modes1.beta, modes1.u
+                modes1 = self._joint_pirls(re.scaled_covariates(theta1), phi1, warm["u"],
+                                           warm["beta"], internal=True)
+                beta1, u_store = self.design_basis.to_external(modes1.beta), modes1.u
             else:
                 beta1, u_store = beta0, u_zero
             # β is optimised in whitened coordinates z, β = β₁ + C z with C C' the
@@ -856,21 +874,26 @@ class GLMM(base.LikelihoodModel):
         eta = self.offset + self.exog @ beta + self.random_effects.linear_predictor(scaled, u)
         mu = self.response.mu(eta)
         w = self.response.working_weights(eta, mu, phi)
-        return self.system.factor(scaled, w, self.exog)
+        return self.system.factor(scaled, w, self.design_basis.X)
 
-    def _conditional_vcov(self, theta, beta, phi, u):
-        """(R_X' R_X)⁻¹: the covariance of β̂ conditional on θ (lme4's RX vcov)."""
+    def _conditional_vcov(self, theta, beta, phi, u, internal=False):
+        """(R_X' R_X)⁻¹: the covariance of β̂ conditional on θ (lme4's RX vcov);
+        of β̃ if ``internal``."""
         factor = self._joint_factor(theta, phi, u, beta)
         RX = factor.diag[-1].L
-        inv = np.linalg.inv(RX)
-        return inv.T @ inv
+        inv = sla.solve_triangular(RX, np.eye(RX.shape[0]), lower=True)
+        vcov = inv.T @ inv
+        return vcov if internal else self.design_basis.cov_to_external(vcov)
 
     def _beta_whitening(self, theta, beta, phi, u):
-        """Cholesky factor of the conditional covariance of β (identity if singular)."""
+        """Cholesky factor of the conditional covariance of β (identity if singular),
+        taken in the well-conditioned basis and mapped back."""
         try:
-            return np.linalg.cholesky(self._conditional_vcov(theta, beta, phi, u))
+            root = np.linalg.cholesky(self._conditional_vcov(theta, beta, phi, u,
+                                                             internal=True))
         except np.linalg.LinAlgError:
             return np.eye(self.k_fe)
+        return self.design_basis.external_cholesky(root)
 
     @staticmethod
     def _numerical_hessian(fun, x, step=1e-4):
@@ -925,15 +948,17 @@ class GLMM(base.LikelihoodModel):
         resp = self.response
         scaled = re.scaled_covariates(theta)
         w = resp.weights
-        factor = self.system.factor(scaled, w, self.exog)
+        basis = self.design_basis
+        factor = self.system.factor(scaled, w, basis.X)
         y = resp.y - self.offset
-        sol = factor.solve(self.system.rhs(scaled, w * y, self.exog))
+        sol = factor.solve(self.system.rhs(scaled, w * y, basis.X))
         u = np.concatenate(sol[:-1])
-        beta = sol[-1]
-        resid = y - self.exog @ beta - re.linear_predictor(scaled, u)
+        resid = y - basis.X @ sol[-1] - re.linear_predictor(scaled, u)
         pwrss = float(np.sum(w * resid ** 2) + u @ u)
         k = len(re.terms)
-        return factor, u, beta, pwrss, factor.logdet2(range(k)), factor.diag[k].logdet2()
+        # log|R_X|² of the user's X (the REML criterion depends on it): X = X̃ T
+        ld_RX = factor.diag[k].logdet2() + 2.0 * basis.log_abs_det()
+        return factor, u, basis.to_external(sol[-1]), pwrss, factor.logdet2(range(k)), ld_RX
 
     def _lmm_criterion(self, theta, reml):
         _, _, _, pwrss, ld_L, ld_RX = self._lmm_solve(theta)
@@ -954,7 +979,7 @@ class GLMM(base.LikelihoodModel):
         factor, u, beta, pwrss, _, _ = self._lmm_solve(theta)
         sigma2 = pwrss / (self.nobs - self.k_fe if reml else self.nobs)
         RXinv = np.linalg.inv(factor.diag[-1].L)
-        vcov = sigma2 * RXinv.T @ RXinv
+        vcov = sigma2 * self.design_basis.cov_to_external(RXinv.T @ RXinv)
         scaled = self.random_effects.scaled_covariates(theta)
         eta = self.offset + self.exog @ beta + self.random_effects.linear_predictor(scaled, u)
         mu = eta

@@ -20,26 +20,17 @@ import pandas as pd
 from patsy import EvalEnvironment, PatsyError, build_design_matrices, dmatrix
 import scipy.sparse as sp
 
+from .levels import factor_codes, lookup_codes
+
 __all__ = ["RandomEffectsTerm", "RandomEffects", "build_random_effects", "group_codes"]
-
-
-def _level_labels(values):
-    """Sorted unique labels of a column, keeping a categorical's own order."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        used = pd.unique(values.cat.codes[values.cat.codes >= 0])
-        return [values.cat.categories[i] for i in sorted(used)]
-    uniq = pd.unique(values)
-    try:
-        return sorted(uniq)
-    except TypeError:
-        return sorted(uniq, key=str)
 
 
 def group_codes(frame, factors):
     """Integer codes and labels for the (interaction of) grouping columns.
 
     Levels are ordered as R orders ``factor(a:b)``: by the first factor's
-    levels, then the second's; levels that do not occur are dropped.
+    levels, then the second's; levels that do not occur are dropped. Values are
+    matched by their canonical labels (:mod:`levels`), as R's ``as.character``.
 
     Returns
     -------
@@ -51,11 +42,11 @@ def group_codes(frame, factors):
     for name in factors:
         if name not in frame.columns:
             raise PatsyError(f"grouping factor {name!r} is not a column of the data")
-        column = frame[name]
-        labels = _level_labels(column)
-        mapping = {lab: i for i, lab in enumerate(labels)}
-        parts_codes.append(np.fromiter((mapping[v] for v in column), np.intp, len(column)))
-        parts_labels.append([str(lab) for lab in labels])
+        codes, labels = factor_codes(frame[name])
+        if np.any(codes < 0):
+            raise ValueError(f"grouping factor {name!r} has missing values")
+        parts_codes.append(codes)
+        parts_labels.append(labels)
     combined = np.zeros(len(frame), dtype=np.int64)
     for codes, labels in zip(parts_codes, parts_labels):
         combined = combined * len(labels) + codes
@@ -177,13 +168,15 @@ class RandomEffectsTerm:
         for name in self.factors:
             if name not in frame.columns:
                 raise ValueError(f"grouping factor {name!r} is not a column of newdata")
+        if len(self.factors) == 1:
+            return lookup_codes(frame[self.factors[0]], self.levels)
         missing = np.zeros(len(frame), dtype=bool)
         parts = []
         for name in self.factors:
-            col = frame[name]
-            missing |= col.isna().to_numpy()
-            parts.append(col.astype(object).map(str).to_numpy())
-        labels = parts[0] if len(parts) == 1 else np.array([":".join(v) for v in zip(*parts)])
+            _, text, absent = lookup_codes(frame[name], [])
+            missing |= absent
+            parts.append(text)
+        labels = np.array([":".join(v) for v in zip(*parts)], dtype=object)
         lookup = {lab: i for i, lab in enumerate(self.levels)}
         codes = np.array([lookup.get(lab, -1) for lab in labels], dtype=np.intp)
         codes[missing] = -1

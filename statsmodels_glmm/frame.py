@@ -1,0 +1,172 @@
+"""From the user's data frame to the model frame the formula engine can read.
+
+Data as it arrives is not what patsy expects: nullable ``Int64``/``Float64``/
+``boolean`` and ``string`` columns carry ``pd.NA`` (patsy raises on it),
+categoricals carry unused levels (R's ``model.frame`` drops them, patsy makes
+them the baseline of a rank-deficient design), object columns mix ``1`` and
+``"1"`` (one level in R). This module normalises those columns once, and
+evaluates the response expression itself, so that a boolean or two-level
+response reached through any expression (``Q("my y")``, ``I(y > 0)``) is
+recoded to 0/1 instead of becoming two indicator columns.
+"""
+
+from io import StringIO
+import numbers
+import re
+import tokenize
+
+import numpy as np
+import pandas as pd
+from patsy import EvalEnvironment, PatsyError
+import patsy.builtins
+
+from .levels import level_label
+
+__all__ = ["normalize_columns", "evaluate_response", "binary_response",
+           "referenced_columns", "check_covariate_dtypes", "RESPONSE_COLUMN"]
+
+# the evaluated response is stored under this name for the formula engine
+RESPONSE_COLUMN = "__response__"
+
+
+def _is_mixed_object(values):
+    """An object column holding numbers and text (or several Python types)."""
+    kinds = set()
+    for v in pd.unique(values.dropna()):
+        if isinstance(v, (bool, np.bool_)):
+            kinds.add("bool")
+        elif isinstance(v, numbers.Number):
+            kinds.add("number")
+        else:
+            kinds.add(type(v).__name__)
+        if len(kinds) > 1:
+            return True
+    return False
+
+
+def normalize_column(values):
+    """One column as patsy reads it correctly (see the module docstring)."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return values.cat.remove_unused_categories()
+    if pd.api.types.is_extension_array_dtype(dtype):
+        if pd.api.types.is_bool_dtype(dtype):
+            if values.isna().any():  # True/False/None: a factor with missing values
+                return values.astype(object).where(values.notna(), None)
+            return values.astype(bool)
+        if pd.api.types.is_numeric_dtype(dtype):
+            return pd.Series(values.astype("Float64").to_numpy(dtype=float, na_value=np.nan),
+                             index=values.index, name=values.name)
+        if pd.api.types.is_string_dtype(dtype):
+            return values.astype(object).where(values.notna(), None)
+    if pd.api.types.is_object_dtype(dtype) and _is_mixed_object(values):
+        # R's as.character: 1, 1.0 and "1" are one level
+        return values.map(lambda v: v if v is None or (isinstance(v, float) and np.isnan(v))
+                          else level_label(v))
+    return values
+
+
+def normalize_columns(frame, names):
+    """A copy of ``frame`` with the columns in ``names`` normalised."""
+    out = frame.copy()
+    for name in names:
+        if name in out.columns:
+            out[name] = normalize_column(out[name])
+    return out
+
+
+def referenced_columns(text, columns):
+    """Columns of the data that an expression names (as identifiers or in Q("..."))."""
+    names = set(re.findall(r"""Q\(\s*["']([^"']+)["']\s*\)""", text))
+    try:
+        tokens = tokenize.generate_tokens(StringIO(text).readline)
+        names.update(tok.string for tok in tokens if tok.type == tokenize.NAME)
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        names.update(re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", text))
+    return [c for c in columns if c in names]
+
+
+def check_covariate_dtypes(frame, text, where):
+    """Refuse date and duration columns used as covariates: R would enter them as
+    numbers (days or seconds since 1970), patsy as a factor; neither is what a
+    user usually means, so ask for an explicit choice."""
+    for name in referenced_columns(text, frame.columns):
+        dtype = frame[name].dtype
+        if not (pd.api.types.is_datetime64_any_dtype(dtype)
+                or pd.api.types.is_timedelta64_dtype(dtype)):
+            continue
+        if re.search(rf"\bC\(\s*{re.escape(name)}\s*[,)]", text):
+            continue  # an explicit factor
+        raise ValueError(
+            f"column {name!r} in {where} is a {dtype} column: use C({name}) for a factor, "
+            f"or convert it to a number first (e.g. days since a date)")
+
+
+def _namespace(eval_env):
+    namespace = {name: getattr(patsy.builtins, name) for name in patsy.builtins.__all__}
+    namespace.update(eval_env)
+    return namespace
+
+
+def evaluate_response(lhs, frame, eval_env):
+    """Evaluate a single response expression on the frame (a Series).
+
+    Raises a PatsyError naming the expression if it cannot be evaluated.
+    """
+    if lhs in frame.columns:
+        return frame[lhs]
+    env = EvalEnvironment([_namespace(eval_env)])
+    try:
+        with np.errstate(all="ignore"):
+            value = env.eval(lhs, inner_namespace=frame)
+    except NameError as exc:
+        name = re.search(r"name '([^']+)'", str(exc))
+        culprit = repr(name.group(1)) if name else lhs
+        raise PatsyError(f"{culprit} in the response {lhs!r} is neither a column of the "
+                         "data nor a known function") from None
+    except Exception as exc:  # the user's expression can fail in any way
+        raise PatsyError(f"cannot evaluate the response {lhs!r}: "
+                         f"{type(exc).__name__}: {exc}") from None
+    if isinstance(value, pd.DataFrame):
+        if value.shape[1] != 1:
+            raise PatsyError(f"the response {lhs!r} has {value.shape[1]} columns; use "
+                             "cbind(successes, failures) for a two-column binomial response")
+        value = value.iloc[:, 0]
+    if np.ndim(value) == 0:
+        raise PatsyError(f"the response {lhs!r} is a single value, not one per row")
+    if not isinstance(value, pd.Series):
+        arr = np.asarray(value)
+        if arr.ndim != 1 or arr.shape[0] != len(frame):
+            raise PatsyError(f"the response {lhs!r} must give one value per row; got shape "
+                             f"{arr.shape} for {len(frame)} rows")
+        value = pd.Series(arr, index=frame.index)
+    return value
+
+
+def binary_response(values, label):
+    """A boolean / two-level categorical or text response as 0/1 floats (the
+    first level is 0, as R's "failure"); numeric responses pass unchanged.
+
+    Missing values stay NaN so that the row is dropped as incomplete.
+    """
+    values = normalize_column(values) if isinstance(values, pd.Series) else values
+    values = pd.Series(values) if not isinstance(values, pd.Series) else values
+    dtype = values.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return values.astype(float)
+    if isinstance(dtype, pd.CategoricalDtype):
+        levels = list(values.cat.remove_unused_categories().cat.categories)
+    elif pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
+        present = values.dropna()
+        if len(present) and all(isinstance(v, (bool, np.bool_)) for v in pd.unique(present)):
+            return present.astype(float).reindex(values.index)
+        if len(present) and all(isinstance(v, numbers.Real) for v in pd.unique(present)):
+            return values.astype(float)
+        levels = sorted(pd.unique(present), key=level_label)
+    else:
+        return values
+    if len(levels) != 2:
+        raise ValueError(
+            f"response {label!r} has {len(levels)} levels {[str(v) for v in levels][:10]}; "
+            "a categorical binomial response needs exactly two (the first is 0)")
+    return (values == levels[1]).astype(float).where(values.notna())

@@ -1,0 +1,344 @@
+"""Checks of the user's arguments, in one place, before any numerical work.
+
+Every check raises ``ValueError`` or ``TypeError`` with a message that names the
+argument (and the column, row or element at fault), so that a bad argument never
+surfaces as a numpy/scipy/pandas/nlopt traceback from deep inside the fit.
+"""
+
+import numbers
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+import statsmodels.genmod.families as fam
+from statsmodels.genmod.families import links as L
+
+__all__ = [
+    "as_data_frame", "check_family", "check_fit_arguments", "check_start", "numeric_vector",
+    "select_rows",
+]
+
+# R's family objects by name (family="binomial" as in glmer(family = binomial))
+_FAMILY_NAMES = {
+    "binomial": fam.Binomial, "poisson": fam.Poisson, "gamma": fam.Gamma,
+    "gaussian": fam.Gaussian, "inverse.gaussian": fam.InverseGaussian,
+    "inverse_gaussian": fam.InverseGaussian, "negative.binomial": fam.NegativeBinomial,
+    "negativebinomial": fam.NegativeBinomial,
+}
+# links R's families accept (okLinks), plus statsmodels' loglog for the binomial
+_FAMILY_LINKS = {
+    fam.Binomial: ("logit", "probit", "cauchit", "cloglog", "loglog", "log", "cdf"),
+    fam.Poisson: ("log", "identity", "sqrt"),
+    fam.Gamma: ("inverse", "identity", "log"),
+    fam.Gaussian: ("identity", "log", "inverse"),
+    fam.InverseGaussian: ("1/mu^2", "inverse", "identity", "log"),
+    fam.NegativeBinomial: ("log", "identity", "sqrt"),
+}
+_POWER_NAMES = {1.0: "identity", 0.5: "sqrt", -1.0: "inverse", -2.0: "1/mu^2"}
+_LINK_CLASSES = [
+    (L.Logit, "logit"), (L.Probit, "probit"), (L.Cauchy, "cauchit"), (L.CLogLog, "cloglog"),
+    (L.LogLog, "loglog"), (L.LogC, "logc"), (L.Log, "log"),
+]
+
+
+def link_kind(link):
+    """R's name of a statsmodels link instance (``"Power(0.3)"`` for other powers)."""
+    for cls, name in _LINK_CLASSES:
+        if type(link) is cls:
+            return name
+    if isinstance(link, L.Power):
+        return _POWER_NAMES.get(float(link.power), f"Power({link.power:g})")
+    if isinstance(link, L.CDFLink):
+        return "cdf"
+    return type(link).__name__
+
+
+def check_family(family):
+    """The family as a statsmodels family instance with a link that makes sense.
+
+    Accepts an instance, a family class (``sm.families.Poisson``) or R's name
+    (``"poisson"``); ``None`` means the binomial family.
+    """
+    if family is None:
+        return sm.families.Binomial()
+    if isinstance(family, str):
+        cls = _FAMILY_NAMES.get(family.strip().lower())
+        if cls is None:
+            raise ValueError(f"unknown family {family!r}; use one of "
+                             f"{', '.join(sorted(set(_FAMILY_NAMES)))} or a statsmodels family")
+        return cls()
+    if isinstance(family, type) and issubclass(family, fam.Family):
+        try:
+            return family()
+        except TypeError:
+            raise TypeError(f"family {family.__name__} needs arguments: pass an instance, "
+                            f"e.g. sm.families.{family.__name__}(...)") from None
+    if not isinstance(family, fam.Family):
+        raise TypeError(f"family must be a statsmodels family such as "
+                        f"sm.families.Binomial(), got {type(family).__name__}")
+    allowed = _FAMILY_LINKS.get(type(family))
+    if allowed is None:
+        raise ValueError(
+            f"family {type(family).__name__} is not supported; use Binomial, Poisson, Gamma, "
+            "Gaussian, InverseGaussian or NegativeBinomial from statsmodels.api.families")
+    kind = link_kind(family.link)
+    if kind not in allowed:
+        shown = [a for a in allowed if a != "cdf"]
+        raise ValueError(
+            f"the {kind} link does not fit the {type(family).__name__} family (its mean "
+            f"range does not match); use one of the links {', '.join(shown)}")
+    return family
+
+
+def as_data_frame(data):
+    """``data`` as a pandas DataFrame: polars, pyarrow and other frames that speak
+    the dataframe interchange protocol are converted; anything else is refused."""
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, dict):
+        try:
+            return pd.DataFrame(data)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"data: cannot make a DataFrame from the dict: {exc}") from None
+    converted = None
+    try:
+        if hasattr(data, "to_pandas"):
+            converted = data.to_pandas()
+        elif hasattr(data, "__dataframe__"):
+            converted = pd.api.interchange.from_dataframe(data)
+    except Exception as exc:  # any conversion failure of a foreign frame library
+        raise TypeError(f"data of type {type(data).__name__} could not be converted to a "
+                        f"pandas DataFrame ({exc}); pass a pandas DataFrame") from None
+    if isinstance(converted, pd.DataFrame):
+        return converted
+    raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}; "
+                    "pass a pandas DataFrame")
+
+
+def _mask_from_expression(data, subset):
+    try:
+        mask = data.eval(subset, engine="python")
+    except Exception as exc:  # pandas raises many kinds for a bad expression
+        raise ValueError(f"subset {subset!r} is not an expression over the columns of "
+                         f"data: {exc}") from None
+    if not isinstance(mask, pd.Series) or not pd.api.types.is_bool_dtype(mask.dtype):
+        raise ValueError(f"subset {subset!r} must evaluate to one True/False per row")
+    return mask
+
+
+def select_rows(data, subset):
+    """The rows of ``data`` that ``subset`` selects.
+
+    ``subset`` is a boolean mask (one value per row, no missing values; a Series
+    must carry the index of ``data``), an expression over the columns such as
+    ``"urban == 'Y' & age > 20"`` (R's ``subset=``), or index labels.
+    """
+    if subset is None:
+        return data
+    if isinstance(subset, str):
+        subset = _mask_from_expression(data, subset)
+    if isinstance(subset, pd.Series) and (pd.api.types.is_bool_dtype(subset.dtype)
+                                          or subset.dtype == object):
+        if not subset.index.equals(data.index):
+            if len(subset.index) != len(data.index) or not subset.index.sort_values().equals(
+                    data.index.sort_values()):
+                raise ValueError("subset is a Series whose index does not match the rows "
+                                 "of data; pass a mask aligned with data.index")
+            subset = subset.reindex(data.index)
+        values = subset.to_numpy(dtype=object)
+    else:
+        values = np.asarray(subset, dtype=object) if not isinstance(subset, np.ndarray) \
+            else subset
+    if values.ndim != 1:
+        raise ValueError(f"subset must be one-dimensional, got shape {values.shape}")
+    is_bool = values.dtype == bool or (values.size and all(
+        isinstance(v, (bool, np.bool_)) or v is None or v is pd.NA
+        or (isinstance(v, float) and np.isnan(v)) for v in values[:10000]))
+    if is_bool and values.size:
+        missing = pd.isna(values)
+        if missing.any():
+            raise ValueError(f"subset has {int(missing.sum())} missing value(s); a mask "
+                             "needs True or False for every row")
+        if values.size != len(data):
+            raise ValueError(f"subset has {values.size} values, data has {len(data)} rows")
+        return data.loc[values.astype(bool)]
+    absent = pd.Index(values).difference(data.index)
+    if len(absent):
+        raise ValueError(f"subset: {len(absent)} label(s) not in the index of data, e.g. "
+                         f"{list(absent[:5])}")
+    return data.loc[values]
+
+
+def numeric_vector(value, frame, what):
+    """A weights/offset argument as floats aligned with ``frame``.
+
+    ``value`` is a column name or an array with one value per row. Missing
+    values (NaN, None, pd.NA) stay NaN (the row is then incomplete); ±inf and
+    non-numeric values are refused, naming the argument.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value not in frame.columns:
+            raise ValueError(f"{what} column {value!r} is not in the data")
+        series, label = frame[value], f"{what} column {value!r}"
+    else:
+        if isinstance(value, pd.Series) and not value.index.equals(frame.index) and \
+                len(value) == len(frame) and value.index.sort_values().equals(
+                    frame.index.sort_values()):
+            value = value.reindex(frame.index)
+        series, label = pd.Series(np.asarray(value, dtype=object).ravel()
+                                  if np.ndim(value) else [value]), what
+        if np.ndim(value) > 1 and np.shape(value)[1:] != (1,) * (np.ndim(value) - 1):
+            raise ValueError(f"{what} must be one value per row, got shape {np.shape(value)}")
+        if len(series) != len(frame):
+            raise ValueError(f"{what} has length {len(series)}, expected {len(frame)} "
+                             "(rows of data)")
+    arr = _as_float(series, label)
+    if np.isinf(arr).any():
+        rows = np.flatnonzero(np.isinf(arr))
+        raise ValueError(f"{label} has infinite values in {rows.size} row(s) (positions "
+                         f"{rows[:5].tolist()}); remove them or use finite values")
+    return arr
+
+
+def _as_float(series, label):
+    """Floats with NaN for any missing value; refuse text and other objects."""
+    if pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_numeric_dtype(series.dtype):
+        return series.astype("Float64").to_numpy(dtype=float, na_value=np.nan) \
+            if pd.api.types.is_extension_array_dtype(series.dtype) \
+            else series.to_numpy(dtype=float)
+    values = series.to_numpy(dtype=object)
+    out = np.empty(values.size)
+    for i, v in enumerate(values):
+        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+            out[i] = np.nan
+        elif isinstance(v, (numbers.Real, np.bool_)):
+            out[i] = float(v)
+        else:
+            raise ValueError(f"{label} must be numeric; found {v!r} "
+                             f"(dtype {series.dtype})")
+    return out
+
+
+def _positive_int(value, what, allow=()):
+    if value in allow and not isinstance(value, bool):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral,)) or value < 1:
+        extra = "" if not allow else f" or one of {list(allow)}"
+        raise ValueError(f"{what} must be a positive integer{extra}, got {value!r}")
+    return int(value)
+
+
+def check_fit_arguments(maxfun, blas_threads, boundary_tol, calc_hessian, nAGQ0_init):
+    """Type and range checks of :meth:`GLMM.fit`'s scalar options."""
+    _positive_int(maxfun, "maxfun")
+    if blas_threads is not None:
+        _positive_int(blas_threads, "blas_threads", allow=("auto",))
+    if isinstance(boundary_tol, bool) or not isinstance(boundary_tol, numbers.Real) or \
+            not np.isfinite(boundary_tol) or boundary_tol < 0:
+        raise ValueError(f"boundary_tol must be a non-negative number, got {boundary_tol!r}")
+    if calc_hessian not in (True, False, "auto"):
+        raise ValueError(f"calc_hessian must be True, False or 'auto', got {calc_hessian!r}")
+    if not isinstance(nAGQ0_init, (bool, np.bool_)):
+        raise ValueError(f"nAGQ0_init must be True or False, got {nAGQ0_init!r}")
+
+
+def check_start(start, k_theta, k_fe, theta_lower, has_dispersion):
+    """Validated starting values ``{"theta", "beta", "phi"}`` as float arrays.
+
+    Accepts lme4's names ``fixef`` (β) too; refuses unknown keys, wrong lengths,
+    non-finite values, θ below its bounds and φ ≤ 0.
+    """
+    if start is None:
+        return {}
+    if not isinstance(start, dict):
+        raise TypeError(f"start must be a dict like {{'theta': ..., 'beta': ...}}, "
+                        f"got {type(start).__name__}")
+    start = dict(start)
+    if "fixef" in start and "beta" not in start:
+        start["beta"] = start.pop("fixef")
+    unknown = set(start) - {"theta", "beta", "phi"}
+    if unknown:
+        raise ValueError(f"unknown start values: {', '.join(sorted(map(str, unknown)))}; "
+                         "use 'theta', 'beta' or 'phi'")
+    out = {}
+    sizes = {"theta": k_theta, "beta": k_fe}
+    for key, size in sizes.items():
+        if start.get(key) is None:
+            continue
+        try:
+            arr = np.asarray(start[key], dtype=float).ravel()
+        except (TypeError, ValueError):
+            raise ValueError(f"start[{key!r}] must be numeric") from None
+        if arr.size != size:
+            raise ValueError(f"start[{key!r}] must have {size} elements, got {arr.size}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"start[{key!r}] has non-finite values")
+        out[key] = arr
+    if "theta" in out and np.any(out["theta"] < theta_lower):
+        bad = np.flatnonzero(out["theta"] < theta_lower).tolist()
+        raise ValueError(f"start['theta'] elements {bad} are below their lower bound 0 "
+                         "(diagonal elements of the relative covariance factor)")
+    if start.get("phi") is not None:
+        if not has_dispersion:
+            raise ValueError("start['phi'] is only for families with a dispersion parameter")
+        phi = start["phi"]
+        if isinstance(phi, bool) or not isinstance(phi, numbers.Real) or \
+                not np.isfinite(phi) or phi <= 0:
+            raise ValueError(f"start['phi'] must be a positive number, got {phi!r}")
+        out["phi"] = float(phi)
+    return out
+
+
+def _rows_missing(value, what, n):
+    """Per row, whether an array argument has a missing value (checks its length)."""
+    if value is None:
+        return np.zeros(n, dtype=bool)
+    arr = np.asarray(value, dtype=object) if not isinstance(value, (pd.Series, pd.DataFrame)) \
+        else value.to_numpy(dtype=object)
+    if arr.ndim == 0 or arr.shape[0] != n:
+        raise ValueError(f"{what} has length {arr.shape[0] if arr.ndim else 1}, expected {n} "
+                         "(one per observation of endog)")
+    missing = pd.isna(arr)
+    return missing.any(axis=1) if missing.ndim == 2 else missing
+
+
+def _take(value, keep):
+    if value is None:
+        return None
+    if isinstance(value, (pd.Series, pd.DataFrame)):
+        return value.iloc[keep]
+    return np.asarray(value)[keep]
+
+
+def complete_arrays(endog, exog, groups, exog_re, offset, weights, missing, has_terms):
+    """Array input of :class:`GLMM`: check lengths and drop incomplete rows.
+
+    With ``missing="drop"`` a row with a missing value in any argument is removed
+    from all of them; otherwise missing values are an error naming the argument.
+    """
+    if missing not in ("none", "drop", "raise"):
+        raise ValueError(f"missing must be 'none', 'drop' or 'raise', got {missing!r}")
+    if not has_terms:
+        if groups is None:
+            raise ValueError("a GLMM needs random effects: pass random_effects or groups")
+        if np.ndim(groups) != 1:
+            raise ValueError(f"groups must be one-dimensional (one label per observation), "
+                             f"got shape {np.shape(groups)}")
+    n = np.shape(endog)[0] if np.ndim(endog) else 0
+    args = {"endog": endog, "exog": exog, "groups": groups, "exog_re": exog_re,
+            "offset": offset, "weights": weights}
+    flags = {what: _rows_missing(value, what, n) for what, value in args.items()}
+    incomplete = np.logical_or.reduce(list(flags.values()))
+    if not incomplete.any():
+        return endog, exog, groups, exog_re, offset, weights
+    if missing != "drop" or has_terms:
+        culprits = [f"{what} ({int(flag.sum())} rows)" for what, flag in flags.items()
+                    if flag.any()]
+        hint = "" if has_terms else "; pass missing='drop' to remove those rows"
+        raise ValueError(f"missing values in {', '.join(culprits)}{hint}")
+    keep = ~incomplete
+    if not keep.any():
+        raise ValueError("no observations left after removing rows with missing values")
+    return tuple(_take(value, keep) for value in args.values())
