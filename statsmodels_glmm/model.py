@@ -23,6 +23,7 @@ import contextlib
 import copy
 from re import search as re_search
 import sys
+import threading
 import warnings
 
 import numpy as np
@@ -41,6 +42,7 @@ from threadpoolctl import ThreadpoolController
 
 from .blocked_cholesky import PenalizedSystem
 from .design import analyse_design
+from .exceptions import SingularFitWarning
 from .formula_parser import R_FUNCTIONS, parse_formula, split_top_level
 from .frame import (
     RESPONSE_COLUMN,
@@ -76,16 +78,36 @@ _SMALL_DENSE = 1000
 # this n·k² it is skipped by default (lme4 ≥ 1.1-38 skips it for every n ≥ 1e4).
 _HESSIAN_BUDGET = 2e7
 _BLAS_CONTROLLER = None
+_BLAS_LOCK = threading.Lock()
+_BLAS_STATE = {"active": 0, "limiter": None}
 
 
+@contextlib.contextmanager
 def _blas_limits(threads):
-    """Context manager limiting BLAS threads (``None``: leave them alone)."""
+    """Limit BLAS threads for the duration of a fit (``None``: leave them alone).
+
+    Fits may run in several threads at once: the first one to enter saves the
+    process setting and the last one to leave restores it, so concurrent fits
+    never leave the process with another thread count than it had.
+    """
     global _BLAS_CONTROLLER
     if threads is None:
-        return contextlib.nullcontext()
-    if _BLAS_CONTROLLER is None:
-        _BLAS_CONTROLLER = ThreadpoolController()
-    return _BLAS_CONTROLLER.limit(limits=threads, user_api="blas")
+        yield
+        return
+    with _BLAS_LOCK:
+        if _BLAS_CONTROLLER is None:
+            _BLAS_CONTROLLER = ThreadpoolController()
+        if _BLAS_STATE["active"] == 0:
+            _BLAS_STATE["limiter"] = _BLAS_CONTROLLER.limit(limits=threads, user_api="blas")
+        _BLAS_STATE["active"] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_STATE["active"] -= 1
+            if _BLAS_STATE["active"] == 0:
+                _BLAS_STATE["limiter"].restore_original_limits()
+                _BLAS_STATE["limiter"] = None
 
 
 def _caller_namespace(depth):
@@ -616,6 +638,7 @@ class GLMM(base.LikelihoodModel):
         fit["information"] = information
         fit["reml"] = reml
         self._warn_separation(fit["modes"].mu)
+        self._warn_singular(fit["theta"])
         results = GLMMResults(self, fit)
         return GLMMResultsWrapper(results)
 
@@ -624,6 +647,21 @@ class GLMM(base.LikelihoodModel):
         re = self.random_effects
         crossed = [t.n_re for j, t in enumerate(re.terms) if j > 0 and not re.nested[j]]
         return max(crossed + [self.k_fe])
+
+    def _warn_singular(self, theta, tol=1e-4):
+        """lme4's "boundary (singular) fit" (its ``isSingular`` rule), naming the terms."""
+        re = self.random_effects
+        singular = []
+        for term, sl in zip(re.terms, re.theta_slices):
+            lower = term.theta_lower()
+            if np.any(np.asarray(theta)[sl][lower == 0] < tol):
+                singular.append(f"({term.expr} | {term.group_name})")
+        if singular:
+            warnings.warn(
+                f"boundary (singular) fit: the random-effects covariance of "
+                f"{', '.join(singular)} is singular (a standard deviation estimated as 0 "
+                "or a correlation of ±1); see is_singular()", SingularFitWarning,
+                stacklevel=4)
 
     def _warn_separation(self, mu):
         """Binomial fits whose fitted probabilities reach 0 or 1: (quasi-)complete

@@ -102,6 +102,8 @@ class Response:
             raise ValueError(f"weights has length {pw.size}, expected {n} (one per observation)")
         if not np.all(np.isfinite(pw)) or np.any(pw < 0):
             raise ValueError("weights must be finite and non-negative")
+        if n and not np.any(pw > 0):
+            raise ValueError("weights are all zero: no observation contributes to the fit")
         self.offset = np.zeros(n) if offset is None else _as_float(offset, "offset")
         if self.offset.shape != (n,):
             raise ValueError(f"offset has length {self.offset.size}, expected {n}")

@@ -698,6 +698,55 @@ class GLMMResults(base.LikelihoodModelResults):
         return smry
 
     # statsmodels hooks ----------------------------------------------------------------
+    def wald_test(self, r_matrix, cov_p=None, invcov=None, use_f=None, df_constraints=None,
+                  scalar=None):
+        """statsmodels' Wald test of linear hypotheses on the fixed effects.
+
+        Columns dropped for collinearity (NaN in ``params``) are not estimable:
+        constraint rows that involve only them are left out (``wald_test_terms``
+        then tests what remains of a term, or reports NaN for a term that was
+        dropped whole); a row that mixes them with estimated columns is an error.
+        """
+        model = self.model
+        if not model.dropped_columns or cov_p is not None or invcov is not None:
+            return super().wald_test(r_matrix, cov_p=cov_p, invcov=invcov, use_f=use_f,
+                                     df_constraints=df_constraints, scalar=scalar)
+        from patsy import DesignInfo
+        from statsmodels.stats.contrast import ContrastResults
+
+        names = list(model.exog_names)
+        if isinstance(r_matrix, str):
+            constraint = DesignInfo(names).linear_constraint(r_matrix)
+            R, q = constraint.coefs, constraint.constants.ravel()
+        elif isinstance(r_matrix, tuple):
+            R, q = np.atleast_2d(np.asarray(r_matrix[0], float)), np.asarray(r_matrix[1], float)
+        else:
+            R = np.atleast_2d(np.asarray(r_matrix, dtype=float))
+            q = np.zeros(R.shape[0])
+        q = np.broadcast_to(np.ravel(q), (R.shape[0],))
+        dropped = np.ones(len(names), dtype=bool)
+        dropped[model.kept_columns] = False
+        on_dropped = np.any(R[:, dropped] != 0, axis=1)
+        on_kept = np.any(R[:, ~dropped] != 0, axis=1)
+        mixed = on_dropped & on_kept
+        if mixed.any():
+            bad = [n for n, d in zip(names, dropped) if d and np.any(R[mixed][:, names.index(n)])]
+            raise ValueError(f"the hypothesis involves {', '.join(bad)}, dropped from the "
+                             "model for collinearity (not estimable)")
+        rows = on_kept
+        if not rows.any():
+            nan = np.nan
+            return ContrastResults(chi2=nan, df_denom=0, statistic=nan, distribution="chi2",
+                                   distargs=(0,))
+        Rk, diff = R[rows][:, ~dropped], R[rows][:, ~dropped] @ self._beta - q[rows]
+        cov = Rk @ self._vcov @ Rk.T
+        stat = float(diff @ np.linalg.pinv(cov) @ diff)
+        J = df_constraints or int(np.linalg.matrix_rank(cov))
+        if use_f or (use_f is None and self.use_t):
+            return ContrastResults(F=stat / J, df_denom=self.df_resid, df_num=J)
+        return ContrastResults(chi2=stat, df_denom=J, statistic=stat, distribution="chi2",
+                               distargs=(J,))
+
     @cache_readonly
     def pvalues(self):
         return 2 * stats.norm.sf(np.abs(self.tvalues))
