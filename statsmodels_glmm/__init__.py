@@ -6,9 +6,19 @@ nAGQ=0 shortcut, hosted in statsmodels' model and results classes.
 """
 
 from . import datasets
+from .exceptions import BoundaryWarning, SingularFitWarning
 from .inference import anova
 from .model import GLMM, glmer, glmer_nb
 from .results import GLMMResults
 
-__all__ = ["GLMM", "GLMMResults", "anova", "datasets", "glmer", "glmer_nb"]
+__all__ = [
+    "GLMM",
+    "GLMMResults",
+    "BoundaryWarning",
+    "SingularFitWarning",
+    "anova",
+    "datasets",
+    "glmer",
+    "glmer_nb",
+]
 __version__ = "0.1.0"

@@ -1,9 +1,21 @@
 """Public API: models, results and datasets."""
 
 from . import datasets
+from .exceptions import BoundaryWarning, SingularFitWarning
 from .inference import anova, bootstrap, drop1, profile
 from .model import GLMM, glmer, glmer_nb
 from .results import GLMMResults
 
-__all__ = ["GLMM", "GLMMResults", "anova", "bootstrap", "datasets", "drop1", "glmer", "glmer_nb",
-           "profile"]
+__all__ = [
+    "GLMM",
+    "GLMMResults",
+    "BoundaryWarning",
+    "SingularFitWarning",
+    "anova",
+    "bootstrap",
+    "datasets",
+    "drop1",
+    "glmer",
+    "glmer_nb",
+    "profile",
+]
