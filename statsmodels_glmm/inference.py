@@ -273,6 +273,10 @@ def _objective_for(res):
     info = res._fit.get("information", "observed")
     k_sd = len(theta_to_sdcor(res, res.theta.to_numpy()))
     disp = int(model.has_dispersion)
+    # a negative binomial at its boundary θ = ∞ (α = 0) keeps α there: log α = −∞
+    # cannot be profiled, and the other parameters are profiled in the Poisson limit
+    fixed = [-np.inf] if disp and res.dispersion == 0 else []
+    disp -= len(fixed)
     stage2 = model._stage2_objective(max(nAGQ, 1), res.u, info)
 
     def objective(x):
@@ -280,7 +284,7 @@ def _objective_for(res):
             theta = sdcor_to_theta(res, x[:k_sd])
         except ValueError:
             return np.inf
-        return stage2(np.concatenate([theta, x[k_sd:]]))
+        return stage2(np.concatenate([theta, fixed, x[k_sd:]]))
 
     mle = np.concatenate([theta_to_sdcor(res, res.theta.to_numpy()),
                           [np.log(res.dispersion)] if disp else [], _fitted_beta(res)])
@@ -452,7 +456,9 @@ def confint(res, method="Wald", level=0.95, nsim=500, seed=None, boot_type="perc
 # -- parametric bootstrap ---------------------------------------------------------------------
 def _default_statistic(res):
     values = theta_to_sdcor(res, res.theta.to_numpy())
-    extra = ([_dispersion_to_reported(res, np.log(res.dispersion))]
+    with np.errstate(divide="ignore"):  # α = 0: θ = ∞ at the NB boundary
+        log_phi = np.log(res.dispersion)
+    extra = ([_dispersion_to_reported(res, log_phi)]
              if (res.model.has_dispersion or res.model.is_lmm) else [])
     return np.concatenate([values, extra, _fitted_beta(res)])
 

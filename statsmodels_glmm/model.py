@@ -42,7 +42,7 @@ from threadpoolctl import ThreadpoolController
 
 from .blocked_cholesky import PenalizedSystem
 from .design import analyse_design
-from .exceptions import SingularFitWarning
+from .exceptions import BoundaryWarning, SingularFitWarning
 from .formula_parser import R_FUNCTIONS, parse_formula, split_top_level
 from .frame import (
     RESPONSE_COLUMN,
@@ -633,8 +633,12 @@ class GLMM(base.LikelihoodModel):
             if self.is_lmm:
                 fit = self._fit_lmm(reml, start, maxfun, boundary_tol)
             else:
-                fit = self._fit_glmm(nAGQ, start, maxfun, nAGQ0_init, boundary_tol,
-                                     cov_type, calc_hessian, information)
+                args = (nAGQ, start, maxfun, nAGQ0_init, boundary_tol, cov_type,
+                        calc_hessian, information)
+                if self.response.estimate_alpha:
+                    fit = self._fit_negative_binomial(args)
+                else:
+                    fit = self._fit_glmm(*args)
         fit["information"] = information
         fit["reml"] = reml
         self._warn_separation(fit["modes"].mu)
@@ -647,6 +651,60 @@ class GLMM(base.LikelihoodModel):
         re = self.random_effects
         crossed = [t.n_re for j, t in enumerate(re.terms) if j > 0 and not re.nested[j]]
         return max(crossed + [self.k_fe])
+
+    def _fit_negative_binomial(self, fit_args):
+        """Fit with the NB shape θ = 1/α estimated, detecting its boundary θ = ∞.
+
+        When the counts show no overdispersion beyond the random effects the
+        likelihood increases monotonically towards α = 0 (the Poisson GLMM), and
+        the optimizer stops somewhere on the flat tail (θ ~ 1e5) with a
+        meaningless "SE" and spurious curvature warnings. If the fitted α is
+        negligible, the Poisson GLMM (the exact limit) is fitted; when it is at
+        least as good, it is the ML fit and is reported with α = 0, θ = ∞, no SE
+        for θ, and a warning. Only the warnings of the fit reported are shown.
+        """
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fit = self._fit_glmm(*fit_args)
+        boundary = None
+        alpha = fit["phi"]
+        if alpha * float(np.max(fit["modes"].mu)) <= 1e-2:
+            with warnings.catch_warnings(record=True) as caught_boundary:
+                warnings.simplefilter("always")
+                boundary = self._poisson_limit(fit, fit_args)
+        if boundary is None:
+            self._reemit(caught)
+            return fit
+        self._reemit(caught_boundary)
+        warnings.warn(
+            f"the negative binomial shape theta = 1/alpha diverges (the optimizer stopped at "
+            f"{1 / alpha:.3g} on a flat likelihood): the counts show no overdispersion "
+            "beyond the random effects, so the maximum likelihood fit is the Poisson GLMM "
+            "(alpha = 0, theta = inf), reported here; theta has no standard error",
+            BoundaryWarning, stacklevel=5)
+        return boundary
+
+    def _poisson_limit(self, fit, fit_args):
+        """The Poisson GLMM fit (NB with α = 0) if it is as good as ``fit``, else None."""
+        poisson = GLMM(self.endog, self.exog, random_effects=self.random_effects,
+                       family=sm.families.Poisson(link=copy.deepcopy(self.family.link)),
+                       offset=self.offset, weights=self.weights)
+        nAGQ, _, maxfun, _, *rest = fit_args
+        start = {"theta": fit["theta"], "beta": fit["beta"]}
+        boundary = poisson._fit_glmm(nAGQ, start, maxfun, False, *rest)
+        if boundary["deviance"] > fit["deviance"] + 1e-6:
+            return None
+        k = self.k_theta
+        boundary["phi"] = 0.0
+        boundary["params_full"] = np.concatenate(
+            [boundary["params_full"][:k], [-np.inf], boundary["params_full"][k:]])
+        boundary["hessian"] = None  # its layout lacks log α
+        return boundary
+
+    @staticmethod
+    def _reemit(caught):
+        for item in caught:
+            warnings.warn(item.message, item.category, stacklevel=5)
 
     def _warn_singular(self, theta, tol=1e-4):
         """lme4's "boundary (singular) fit" (its ``isSingular`` rule), naming the terms."""

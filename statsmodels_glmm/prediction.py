@@ -126,9 +126,9 @@ def simulate_response(response, mu, phi, rng):
         successes = rng.binomial(trials, mu)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(trials > 0, successes / np.maximum(trials, 1), 0.0)
-    if name == "poisson":
+    if name in ("poisson", "negative.binomial"):  # NB at α = 0 is the Poisson
         return rng.poisson(mu).astype(float)
-    if name == "negative.binomial":
+    if name == "negative.binomial" and response.alpha(phi) > 0:
         r = 1.0 / response.alpha(phi)
         return rng.negative_binomial(r, r / (r + mu)).astype(float)
     if name == "Gamma":

@@ -260,13 +260,13 @@ class Response:
     def unit_deviance(self, mu, phi=None):
         """Weighted unit deviances w_i d(y_i, μ_i) (their sum is the GLM deviance)."""
         y, w = self.y, self.weights
-        if self.name == "negative.binomial":
+        if self.name == "negative.binomial" and self.alpha(phi) > 0:
             a = self.alpha(phi)
             return 2 * w * (special.xlogy(y, y / mu)
                             - (y + 1 / a) * np.log((1 + a * y) / (1 + a * mu)))
         if self.name == "binomial":
             return 2 * w * (special.xlogy(y, y / mu) + special.xlogy(1 - y, (1 - y) / (1 - mu)))
-        if self.name == "poisson":
+        if self.name in ("poisson", "negative.binomial"):  # NB with α = 0: Poisson
             return 2 * w * (special.xlogy(y, y / mu) - (y - mu))
         if self.name == "Gamma":
             return 2 * w * (-np.log(y / mu) + (y - mu) / mu)
@@ -289,7 +289,9 @@ class Response:
             ll = (self._binom_const + self._binom_k * np.log(mu)
                   + self._binom_nk * np.log(1.0 - mu))
             return -2.0 * self.binom_mult * ll
-        if self.name == "poisson":
+        if self.name == "poisson" or (self.name == "negative.binomial"
+                                      and self.alpha(phi) == 0):
+            # (the negative binomial's limit α → 0 is the Poisson)
             log_mu = np.log(mu) if self.link == "log" else np.log(np.maximum(mu, _TINY))
             return -2.0 * w * (y * log_mu - mu - self._pois_const)
         if self.name == "negative.binomial":

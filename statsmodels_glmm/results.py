@@ -125,12 +125,17 @@ class GLMMResults(base.LikelihoodModelResults):
         resp = self.model.response
         if resp.name != "negative.binomial":
             return None
-        return 1.0 / resp.alpha(self.dispersion)
+        alpha = resp.alpha(self.dispersion)
+        return np.inf if alpha == 0 else 1.0 / alpha
 
     @cache_readonly
     def nb_theta_se(self):
         """Standard error of θ = 1/α by the delta method from the Hessian, or None."""
-        if self.nb_theta is None or not self.model.has_dispersion or self.hessian is None:
+        if self.nb_theta is None or not self.model.has_dispersion:
+            return None
+        if np.isinf(self.nb_theta):  # at the boundary α = 0: no standard error
+            return np.nan
+        if self.hessian is None:
             return None
         k = self.model.k_theta
         try:
@@ -488,7 +493,7 @@ class GLMMResults(base.LikelihoodModelResults):
         model.endog = y
         model._glm_start_cache = None
         start = {"theta": self.theta.to_numpy(), "beta": self._beta}
-        if model.has_dispersion:
+        if model.has_dispersion and self.dispersion > 0:
             start["phi"] = self.dispersion
         kwargs = {"nAGQ": self.nAGQ, "start": start, "nAGQ0_init": False,
                   "information": self._fit.get("information", "observed")}
@@ -671,6 +676,8 @@ class GLMMResults(base.LikelihoodModelResults):
         if resp.name == "negative.binomial":
             se = "" if self.nb_theta_se is None else f" (SE {self.nb_theta_se:.4g})"
             how = "ML" if model.has_dispersion else "fixed"
+            if np.isinf(self.nb_theta):
+                se = " (boundary: no overdispersion, the Poisson limit; no SE)"
             extra.append(f"Negative binomial shape theta = 1/alpha ({how}): "
                          f"{self.nb_theta:.4g}{se}.")
         elif resp.name != "binomial" and resp.name != "poisson" and not model.is_lmm:
