@@ -21,8 +21,9 @@ from patsy import EvalEnvironment, PatsyError
 import patsy.builtins
 
 from .levels import level_label
+from .validation import as_data_frame
 
-__all__ = ["normalize_columns", "evaluate_response", "binary_response",
+__all__ = ["normalize_columns", "prepare_newdata", "evaluate_response", "binary_response",
            "referenced_columns", "check_covariate_dtypes", "RESPONSE_COLUMN"]
 
 # the evaluated response is stored under this name for the formula engine
@@ -72,6 +73,22 @@ def normalize_columns(frame, names):
     for name in names:
         if name in out.columns:
             out[name] = normalize_column(out[name])
+    return out
+
+
+def prepare_newdata(newdata):
+    """New data for prediction, normalised as the fitted data was.
+
+    Categorical columns become their values, so that the formula engine matches
+    them to the fitted levels by label whatever categories (order, unused ones)
+    the new frame's dtype carries.
+    """
+    frame = as_data_frame(newdata)
+    frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+    out = normalize_columns(frame, frame.columns)
+    for name in out.columns:
+        if isinstance(out[name].dtype, pd.CategoricalDtype):
+            out[name] = out[name].astype(object).where(out[name].notna(), None)
     return out
 
 

@@ -12,6 +12,7 @@ from patsy import EvalEnvironment, PatsyError, dmatrix
 from scipy import stats
 
 from .formula_parser import R_FUNCTIONS, parse_formula
+from .frame import prepare_newdata
 
 __all__ = ["select_terms", "fixed_design", "linear_predictor", "simulate_response",
            "PredictionResults"]
@@ -92,7 +93,7 @@ def linear_predictor(results, newdata=None, re_form=None, allow_new_levels=False
             if use:
                 eta = eta + np.einsum("ij,ij->i", term.z, b[term.refs])
         return eta, getattr(model, "row_labels", None)
-    newdata = pd.DataFrame(newdata)
+    newdata = prepare_newdata(newdata)
     X, offs = fixed_design(results, newdata, offset)
     eta = X @ _beta(results) + offs
     for term, b, use in zip(re.terms, b_terms, keep):

@@ -357,9 +357,10 @@ class GLMMResults(base.LikelihoodModelResults):
         if newdata is None:
             X, offs, index = model.exog, model.offset, getattr(model, "row_labels", None)
         else:
+            from .frame import prepare_newdata
             from .prediction import fixed_design
 
-            newdata = pd.DataFrame(newdata)
+            newdata = prepare_newdata(newdata)
             X, offs = fixed_design(self, newdata, offset)
             index = newdata.index
         eta = X @ self._beta + offs
