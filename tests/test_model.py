@@ -7,8 +7,9 @@ import pandas as pd
 from patsy import PatsyError
 import pytest
 import statsmodels.api as sm
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from statsmodels_glmm import GLMM, datasets, glmer
+from statsmodels_glmm import GLMM, SingularFitWarning, datasets, glmer
 from statsmodels_glmm.formula.api import glmer as formula_glmer
 
 CBPP_FORMULA = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
@@ -225,3 +226,35 @@ def test_one_level_grouping_factor(cbpp):
     cbpp["one"] = "a"
     with pytest.raises(ValueError, match="at least two"):
         glmer("cbind(incidence, size - incidence) ~ period + (1 | one)", cbpp)
+
+
+def test_singular_fit_warns_once_naming_the_term():
+    """lme4's "boundary (singular) fit", as a ConvergenceWarning subclass."""
+    rng = np.random.default_rng(6)
+    data = pd.DataFrame({"g": np.repeat(np.arange(10), 30).astype(str),
+                         "x": rng.normal(size=300)})
+    data["y"] = rng.poisson(np.exp(1 + 0.3 * data["x"])).astype(float)
+    with pytest.warns(SingularFitWarning, match=r"boundary \(singular\) fit.*\(1 \| g\)") as rec:
+        res = glmer("y ~ x + (1 | g)", data, family=sm.families.Poisson())
+    assert res.is_singular()
+    assert sum(issubclass(w.category, SingularFitWarning) for w in rec) == 1
+    assert issubclass(SingularFitWarning, ConvergenceWarning)
+
+
+def test_concurrent_fits_leave_blas_threads_alone(cbpp):
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    before = [(i["internal_api"], i["num_threads"]) for i in threadpool_info()]
+
+    def fit():
+        for _ in range(2):
+            glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp)
+
+    threads = [threading.Thread(target=fit) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [(i["internal_api"], i["num_threads"]) for i in threadpool_info()] == before

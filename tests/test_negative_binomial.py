@@ -1,11 +1,14 @@
 """Issue 8: negative binomial (NB2) with α estimated jointly by ML, against glmmTMB."""
 
+import warnings
+
 import numpy as np
+import pandas as pd
 import pytest
 import statsmodels.api as sm
 
 from reference import CASES, load_data
-from statsmodels_glmm import glmer, glmer_nb
+from statsmodels_glmm import BoundaryWarning, glmer, glmer_nb
 
 REF = CASES["negbin"]["glmmTMB"]
 
@@ -67,3 +70,34 @@ def test_simulate_counts(fit):
     sims = fit.simulate(3, seed=1)
     assert np.all(sims.to_numpy() >= 0)
     np.testing.assert_allclose(sims.to_numpy(), np.round(sims.to_numpy()))
+
+
+def _equidispersed(seed):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(40), 10)
+    x = rng.normal(size=g.size)
+    y = rng.poisson(np.exp(0.5 + 0.3 * x + rng.normal(0, 0.4, 40)[g]))
+    return pd.DataFrame({"y": y, "x": x, "g": g})
+
+
+@pytest.mark.parametrize("seed", [2, 5])
+def test_no_overdispersion_is_the_poisson_boundary(seed):
+    """θ → ∞: reported as the Poisson limit with a warning and no SE, not θ ≈ 5e4."""
+    data = _equidispersed(seed)
+    with pytest.warns(BoundaryWarning, match="theta = inf"):
+        res = glmer_nb("y ~ x + (1 | g)", data)
+    pois = glmer("y ~ x + (1 | g)", data, family=sm.families.Poisson())
+    assert np.isinf(res.nb_theta) and np.isnan(res.nb_theta_se)
+    assert res.neg2llf == pytest.approx(pois.neg2llf, abs=1e-8)
+    np.testing.assert_allclose(res.bse, pois.bse, rtol=1e-6)
+    assert "theta = 1/alpha (ML): inf (boundary" in str(res.summary())
+    assert np.all(np.isfinite(res.confint("profile").iloc[:, :2]))
+    assert len(res.bootstrap(2, seed=1).t) == 2
+
+
+def test_overdispersed_counts_keep_a_finite_theta():
+    data = _equidispersed(1)  # this draw is overdispersed: θ ≈ 17
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BoundaryWarning)
+        res = glmer_nb("y ~ x + (1 | g)", data)
+    assert 5 < res.nb_theta < 50 and np.isfinite(res.nb_theta_se)
