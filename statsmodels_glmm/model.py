@@ -77,6 +77,9 @@ _SMALL_DENSE = 1000
 # The finite-difference Hessian costs ~k² deviance evaluations of O(n) each; above
 # this n·k² it is skipped by default (lme4 ≥ 1.1-38 skips it for every n ≥ 1e4).
 _HESSIAN_BUDGET = 2e7
+# A random-effect SD above this on a logit/probit/log scale (odds or rates varying by
+# e^20 between levels one SD apart) only arises when the variance diverges.
+_SD_LIMIT = 10.0
 _BLAS_CONTROLLER = None
 _BLAS_LOCK = threading.Lock()
 _BLAS_STATE = {"active": 0, "limiter": None}
@@ -643,6 +646,7 @@ class GLMM(base.LikelihoodModel):
         fit["reml"] = reml
         self._warn_separation(fit["modes"].mu)
         self._warn_singular(fit["theta"])
+        self._warn_diverging(fit["theta"])
         results = GLMMResults(self, fit)
         return GLMMResultsWrapper(results)
 
@@ -705,6 +709,37 @@ class GLMM(base.LikelihoodModel):
     def _reemit(caught):
         for item in caught:
             warnings.warn(item.message, item.category, stacklevel=5)
+
+    def _warn_diverging(self, theta, limit=_SD_LIMIT):
+        """A random-effect SD beyond any plausible size on a logit/probit/log scale.
+
+        When every level of a grouping factor has all-0 or all-1 responses (or
+        all-zero counts) the likelihood keeps increasing as the variance grows;
+        the optimizer then stops at an arbitrary, huge SD (lme4 reports such fits
+        as converged). Counts the levels whose responses sit at a bound.
+        """
+        resp = self.response
+        if resp.name not in ("binomial", "poisson", "negative.binomial"):
+            return
+        re = self.random_effects
+        for term, T in zip(re.terms, re.factors(np.asarray(theta))):
+            sd = np.sqrt(np.diag(T @ T.T))
+            if not np.any(sd > limit):
+                continue
+            y = resp.y if resp.name == "binomial" else np.minimum(resp.y, 1.0)
+            low = np.bincount(term.refs, weights=(y > 0) * resp.weights,
+                              minlength=term.n_levels) == 0
+            high = np.bincount(term.refs, weights=(y < 1) * resp.weights,
+                               minlength=term.n_levels) == 0
+            if resp.name != "binomial":  # counts have no upper bound
+                high[:] = False
+            bound = "all-0 or all-1 responses" if resp.name == "binomial" else "only zeros"
+            warnings.warn(
+                f"the random-effect standard deviation of ({term.expr} | {term.group_name}) "
+                f"is estimated as {sd.max():.3g} on the {resp.link} scale: the variance is "
+                f"diverging ({int(np.sum(low | high))} of {term.n_levels} levels have "
+                f"{bound}, so the likelihood keeps increasing with it); the estimates and "
+                "standard errors are not meaningful", BoundaryWarning, stacklevel=4)
 
     def _warn_singular(self, theta, tol=1e-4):
         """lme4's "boundary (singular) fit" (its ``isSingular`` rule), naming the terms."""

@@ -9,7 +9,7 @@ import pytest
 import statsmodels.api as sm
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from statsmodels_glmm import GLMM, SingularFitWarning, datasets, glmer
+from statsmodels_glmm import GLMM, BoundaryWarning, SingularFitWarning, datasets, glmer
 from statsmodels_glmm.formula.api import glmer as formula_glmer
 
 CBPP_FORMULA = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
@@ -258,3 +258,17 @@ def test_concurrent_fits_leave_blas_threads_alone(cbpp):
     for t in threads:
         t.join()
     assert [(i["internal_api"], i["num_threads"]) for i in threadpool_info()] == before
+
+
+def test_diverging_variance_warns():
+    """Every group all-0 or all-1: the variance diverges; lme4 calls it converged."""
+    rng = np.random.default_rng(1)
+    g = np.repeat(np.arange(20), 8)
+    data = pd.DataFrame({"y": rng.integers(0, 2, 20)[g], "x": rng.normal(size=g.size),
+                         "g": g})
+    with pytest.warns(BoundaryWarning, match=r"\(1 \| g\).*diverging \(20 of 20 levels"):
+        glmer("y ~ x + (1 | g)", data)
+    mixed = data.assign(y=np.r_[rng.integers(0, 2, 40), data["y"][40:]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BoundaryWarning)
+        glmer("y ~ x + (1 | g)", mixed)  # a large but finite SD (~6): no warning
