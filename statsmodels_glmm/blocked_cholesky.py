@@ -246,8 +246,12 @@ class PenalizedSystem:
                 out[c, :, a] = np.bincount(term.refs, weights=wa * X[:, c], minlength=ell)
         return out.reshape(X.shape[1], term.n_re)
 
-    def factor(self, scaled, w, X=None):
+    def factor(self, scaled, w, X=None, x_ridge=0.0):
         """Factor Λ'Z'WZΛ + I (and the X border when ``X`` is given).
+
+        ``x_ridge`` is added to the diagonal of the X'WX block: a Levenberg-type
+        regularisation for designs whose weights vanish in some direction
+        (separation), where X'WX is singular.
 
         Parameters
         ----------
@@ -276,7 +280,10 @@ class PenalizedSystem:
                 lower[j, i] = self._off_diagonal(j, i, scaled, w)
         if X is not None:
             k = len(self.re.terms)
-            diag.append(X.T @ (w[:, None] * X))
+            xwx = X.T @ (w[:, None] * X)
+            if x_ridge:
+                xwx[np.diag_indices_from(xwx)] += x_ridge
+            diag.append(xwx)
             for i in range(k):
                 lower[k, i] = self._x_border(i, scaled, w, X)
         return BlockedCholesky(diag, lower)

@@ -173,6 +173,15 @@ def _find_bar(term):
     raise PatsyError(f"malformed random-effects term {term!r}: use (expr | g) or (expr || g)")
 
 
+def _column_name(text):
+    """A grouping column as written: ``g``, ``site.id``, ``Q("g rp")``, `` `g rp` ``;
+    ``""`` for anything else (an expression is not a grouping factor)."""
+    quoted = re.fullmatch(r"""Q\(\s*(["'])(.+)\1\s*\)|`([^`]+)`""", text)
+    if quoted:
+        return quoted.group(2) or quoted.group(3)
+    return text if text.replace("_", "").replace(".", "").isalnum() else ""
+
+
 def _expand_grouping(group, term):
     """Grouping factors of a bar term, as lme4 expands them.
 
@@ -186,8 +195,9 @@ def _expand_grouping(group, term):
     groupings = []
     factors, name = (), ""
     for level in nest:
-        parts = tuple(_strip_outer_parens(piece) for _, piece in split_top_level(level, ":"))
-        if any(not f or not f.replace("_", "").replace(".", "").isalnum() for f in parts):
+        parts = tuple(_column_name(_strip_outer_parens(piece))
+                      for _, piece in split_top_level(level, ":"))
+        if any(not f for f in parts):
             raise PatsyError(
                 f"grouping factor {level!r} in {term!r} must be a column name or an "
                 "interaction of column names (a:b)"

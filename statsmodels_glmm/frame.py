@@ -14,16 +14,19 @@ from io import StringIO
 import numbers
 import re
 import tokenize
+import warnings
 
 import numpy as np
 import pandas as pd
 from patsy import EvalEnvironment, PatsyError
 import patsy.builtins
+from statsmodels.tools.sm_exceptions import ValueWarning
 
 from .levels import level_label
 from .validation import as_data_frame
 
-__all__ = ["normalize_columns", "prepare_newdata", "evaluate_response", "binary_response",
+__all__ = ["check_design_finite", "check_values", "count_expression_missing",
+           "normalize_columns", "prepare_newdata", "evaluate_response", "binary_response",
            "referenced_columns", "check_covariate_dtypes", "RESPONSE_COLUMN"]
 
 # the evaluated response is stored under this name for the formula engine
@@ -60,6 +63,12 @@ def normalize_column(values):
                              index=values.index, name=values.name)
         if pd.api.types.is_string_dtype(dtype):
             return values.astype(object).where(values.notna(), None)
+    if pd.api.types.is_unsigned_integer_dtype(dtype) or (
+            pd.api.types.is_integer_dtype(dtype) and np.dtype(dtype).itemsize < 8):
+        # R has no small or unsigned integers: k - size must not wrap around
+        if dtype == np.uint64 and values.max() >= 2 ** 63:
+            return values  # labels beyond int64: keep them exact
+        return values.astype(np.int64)
     if pd.api.types.is_object_dtype(dtype) and _is_mixed_object(values):
         # R's as.character: 1, 1.0 and "1" are one level
         return values.map(lambda v: v if v is None or (isinstance(v, float) and np.isnan(v))
@@ -92,9 +101,53 @@ def prepare_newdata(newdata):
     return out
 
 
+def check_values(frame, names, missing):
+    """Refuse infinite values in the model's columns (never dropped silently), and
+    with ``missing="raise"`` name the columns that have missing values."""
+    for name in names:
+        values = frame[name]
+        if pd.api.types.is_numeric_dtype(values.dtype) and not \
+                pd.api.types.is_bool_dtype(values.dtype):
+            infinite = np.isinf(values.to_numpy(dtype=float, na_value=np.nan))
+            if infinite.any():
+                raise ValueError(f"column {name!r} has infinite values in "
+                                 f"{int(infinite.sum())} row(s) (e.g. row "
+                                 f"{frame.index[np.argmax(infinite)]!r}); remove them or use "
+                                 "finite values")
+    if missing == "raise":
+        counts = {name: int(frame[name].isna().sum()) for name in names}
+        culprits = [f"{name!r} ({k} rows)" for name, k in counts.items() if k]
+        if culprits:
+            raise ValueError(f"missing values in column(s) {', '.join(culprits)} "
+                             "(missing='raise')")
+
+
+def count_expression_missing(frame, names, extra, kept):
+    """Rows dropped although every column and argument they use is observed: an
+    expression of the formula (log of a negative number, 0/0 ...) made them missing."""
+    observed = np.ones(len(frame), dtype=bool)
+    if names:
+        observed &= ~frame[list(names)].isna().any(axis=1).to_numpy()
+    for values in extra:
+        if values is not None:
+            observed &= ~np.isnan(values)
+    return int(np.sum(observed & ~kept))
+
+
+def check_design_finite(design, where):
+    """A design evaluated by the formula engine must be finite (``log(0)``)."""
+    values = design.to_numpy(dtype=float)
+    bad = np.isinf(values)
+    if bad.any():
+        names = [str(c) for c, b in zip(design.columns, bad.any(axis=0)) if b]
+        raise ValueError(f"{', '.join(names)} in {where} is infinite in "
+                         f"{int(bad.any(axis=1).sum())} row(s) (e.g. the log of 0)")
+
+
 def referenced_columns(text, columns):
     """Columns of the data that an expression names (as identifiers or in Q("..."))."""
     names = set(re.findall(r"""Q\(\s*["']([^"']+)["']\s*\)""", text))
+    names.update(re.findall(r"`([^`]+)`", text))
     try:
         tokens = tokenize.generate_tokens(StringIO(text).readline)
         names.update(tok.string for tok in tokens if tok.type == tokenize.NAME)
@@ -160,15 +213,20 @@ def evaluate_response(lhs, frame, eval_env):
     return value
 
 
-def binary_response(values, label):
+def binary_response(values, label, binomial=True):
     """A boolean / two-level categorical or text response as 0/1 floats (the
     first level is 0, as R's "failure"); numeric responses pass unchanged.
 
+    With more than two levels a binomial response follows R (the first level is
+    failure, all others success) with a warning; other families refuse it.
     Missing values stay NaN so that the row is dropped as incomplete.
     """
     values = normalize_column(values) if isinstance(values, pd.Series) else values
     values = pd.Series(values) if not isinstance(values, pd.Series) else values
     dtype = values.dtype
+    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+        raise ValueError(f"response {label!r} is a {dtype} column; the response must be "
+                         "numeric, boolean or a two-level factor")
     if pd.api.types.is_bool_dtype(dtype):
         return values.astype(float)
     if isinstance(dtype, pd.CategoricalDtype):
@@ -182,8 +240,14 @@ def binary_response(values, label):
         levels = sorted(pd.unique(present), key=level_label)
     else:
         return values
-    if len(levels) != 2:
+    shown = [str(v) for v in levels][:10]
+    if len(levels) < 2 or (len(levels) > 2 and not binomial):
         raise ValueError(
-            f"response {label!r} has {len(levels)} levels {[str(v) for v in levels][:10]}; "
-            "a categorical binomial response needs exactly two (the first is 0)")
-    return (values == levels[1]).astype(float).where(values.notna())
+            f"response {label!r} has {len(levels)} levels {shown}; a categorical response "
+            "needs exactly two (the first is 0)")
+    if len(levels) > 2:
+        warnings.warn(
+            f"response {label!r} has {len(levels)} levels {shown}: as in R, the first "
+            f"({shown[0]!r}) is failure (0) and all others success (1)", ValueWarning,
+            stacklevel=5)
+    return (values != levels[0]).astype(float).where(values.notna())

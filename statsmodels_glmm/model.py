@@ -48,12 +48,15 @@ from .frame import (
     RESPONSE_COLUMN,
     binary_response,
     check_covariate_dtypes,
+    check_design_finite,
+    check_values,
+    count_expression_missing,
     evaluate_response,
     normalize_columns,
     referenced_columns,
 )
 from .optimizer import bobyqa
-from .pirls import pirls
+from .pirls import PirlsError, factor_with_ridge, pirls
 from .quadrature import agq_deviance
 from .re_terms import RandomEffects, RandomEffectsTerm, build_random_effects, group_codes
 from .response import Response, family_name, has_dispersion
@@ -312,6 +315,8 @@ class GLMM(base.LikelihoodModel):
         """
         if missing not in ("drop", "raise", "none"):
             raise ValueError(f"missing must be 'drop' or 'raise', got {missing!r}")
+        if missing == "none":  # statsmodels' "no checks" cannot mean NaN in the fit
+            missing = "raise"
         data = as_data_frame(data)
         family = check_family(family)
         if eval_env is None:
@@ -323,23 +328,39 @@ class GLMM(base.LikelihoodModel):
                 "for a model without random effects use statsmodels GLM"
             )
         frame = select_rows(data, subset)
+        if len(frame) == 0:
+            raise ValueError("subset selects no rows of data")
         frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
         duplicated = frame.columns[frame.columns.duplicated()]
         if len(duplicated):
             raise ValueError(f"data has duplicated column names: {sorted(set(duplicated))}")
         used = referenced_columns(formula, frame.columns)
         frame = normalize_columns(frame, used)
+        check_values(frame, used, missing)
         check_covariate_dtypes(frame, parsed.fixed_rhs, "the fixed effects")
         for bar in parsed.bars:
             check_covariate_dtypes(frame, bar.expr, f"random-effects term {bar}")
         fixed_formula = parsed.fixed_formula
         if parsed.cbind is None and len(split_top_level(parsed.lhs, "+")) == 1:
             response = evaluate_response(parsed.lhs, frame, eval_env)
-            frame[RESPONSE_COLUMN] = binary_response(response, parsed.lhs).to_numpy()
+            binomial = family_name(family) == "binomial"
+            frame[RESPONSE_COLUMN] = binary_response(response, parsed.lhs,
+                                                     binomial).to_numpy()
             fixed_formula = f"{RESPONSE_COLUMN} ~ {parsed.fixed_rhs}"
         extra = {"weights": numeric_vector(weights, frame, "weights"),
                  "offset": numeric_vector(offset, frame, "offset")}
-        frame = cls._complete_cases(frame, fixed_formula, parsed, extra, missing, eval_env)
+        for what, values in extra.items():
+            if values is not None and np.isnan(values).all():
+                raise ValueError(f"{what} has only missing values")
+        complete = cls._complete_cases(frame, fixed_formula, parsed, extra, missing, eval_env)
+        produced = count_expression_missing(frame, used, extra.values(),
+                                            frame.index.isin(complete.index))
+        if produced:
+            warnings.warn(f"{produced} row(s) with every variable observed are dropped "
+                          "because an expression of the formula is missing or undefined "
+                          "there (e.g. the log of a negative number)", ValueWarning,
+                          stacklevel=3)
+        frame = complete
         if len(frame) == 0:
             raise ValueError("no observations left after removing rows with missing values")
         keep = frame.index
@@ -385,17 +406,19 @@ class GLMM(base.LikelihoodModel):
             with np.errstate(all="ignore"):
                 for i, piece in enumerate(pieces):
                     if i == 0:
-                        _, rhs = dmatrices(piece, frame, eval_env=env, NA_action=na_action,
-                                           return_type="dataframe")
-                        used = rhs.index
+                        _, design = dmatrices(piece, frame, eval_env=env,
+                                              NA_action=na_action, return_type="dataframe")
+                        check_design_finite(design, "the fixed effects")
                     else:
-                        used = dmatrix(piece, frame, eval_env=env, NA_action=na_action,
-                                       return_type="dataframe").index
-                    ok &= frame.index.isin(used)
+                        design = dmatrix(piece, frame, eval_env=env, NA_action=na_action,
+                                         return_type="dataframe")
+                        check_design_finite(design, "the offset")
+                    ok &= frame.index.isin(design.index)
                 for bar in parsed.bars:
-                    used = dmatrix(bar.expr, frame, eval_env=env, NA_action=na_action,
-                                   return_type="dataframe").index
-                    ok &= frame.index.isin(used)
+                    design = dmatrix(bar.expr, frame, eval_env=env, NA_action=na_action,
+                                     return_type="dataframe")
+                    check_design_finite(design, f"random-effects term {bar}")
+                    ok &= frame.index.isin(design.index)
                     for name in bar.factors:
                         if name not in frame.columns:
                             raise PatsyError(f"grouping factor {name!r} in {bar} is not a "
@@ -433,8 +456,12 @@ class GLMM(base.LikelihoodModel):
         return params[t], phi, params[b]
 
     def _check_nagq(self, nAGQ):
+        """The number of quadrature points as an int (1.0 is 1, as in R), checked."""
+        if isinstance(nAGQ, (float, np.floating)) and float(nAGQ).is_integer():
+            nAGQ = int(nAGQ)
         if not isinstance(nAGQ, (int, np.integer)) or isinstance(nAGQ, bool) or nAGQ < 0:
             raise ValueError(f"nAGQ must be a non-negative integer, got {nAGQ!r}")
+        nAGQ = int(nAGQ)
         if nAGQ > _MAX_NAGQ:
             raise ValueError(f"nAGQ must be at most {_MAX_NAGQ}, got {nAGQ}")
         if nAGQ > 1:
@@ -451,6 +478,7 @@ class GLMM(base.LikelihoodModel):
                     f"nAGQ = {nAGQ} for {terms[0].n_cov} correlated random effects needs "
                     f"{nodes} quadrature nodes per level (at most {_MAX_AGQ_NODES}); use "
                     "fewer points")
+        return nAGQ
 
     def pirls(self, theta, beta=None, phi=1.0, u0=None, tol=1e-12, information="observed"):
         """Conditional modes at (θ, β): PIRLS with β fixed, or jointly if β is None.
@@ -522,7 +550,7 @@ class GLMM(base.LikelihoodModel):
             The exact value with every normalizing constant, comparable
             across nAGQ and with a GLM's −2 log-likelihood.
         """
-        self._check_nagq(nAGQ)
+        nAGQ = self._check_nagq(nAGQ)
         modes = self.pirls(theta, None if nAGQ == 0 else beta, phi, u0,
                            information=information)
         return self._approximation(modes, theta, nAGQ, phi)
@@ -620,14 +648,15 @@ class GLMM(base.LikelihoodModel):
 
         if kwargs:
             raise TypeError(f"unexpected keyword arguments: {', '.join(kwargs)}")
-        self._check_nagq(nAGQ)
+        nAGQ = self._check_nagq(nAGQ)
         if reml and not self.is_lmm:
             raise ValueError("reml=True needs the Gaussian family with the identity link")
         if information not in ("observed", "expected"):
             raise ValueError("information must be 'observed' or 'expected'")
         if cov_type not in (None, "hessian", "conditional"):
             raise ValueError("cov_type must be 'hessian' or 'conditional'")
-        check_fit_arguments(maxfun, blas_threads, boundary_tol, calc_hessian, nAGQ0_init)
+        maxfun, blas_threads = check_fit_arguments(maxfun, blas_threads, boundary_tol,
+                                                   calc_hessian, nAGQ0_init)
         start = check_start(start, self.k_theta, self.k_fe,
                             self.random_effects.theta_lower(), self.has_dispersion)
         if blas_threads == "auto":
@@ -757,17 +786,22 @@ class GLMM(base.LikelihoodModel):
                 stacklevel=4)
 
     def _warn_separation(self, mu):
-        """Binomial fits whose fitted probabilities reach 0 or 1: (quasi-)complete
-        separation, where some estimates diverge."""
-        if self.response.name != "binomial":
+        """Fitted probabilities of 0 or 1, or fitted means of 0 for counts:
+        (quasi-)complete separation, where some estimates diverge."""
+        resp = self.response
+        if resp.name == "binomial":
+            at_bound = (mu < 1e-8) | (mu > 1 - 1e-8)
+            what = "fitted probabilities of 0 or 1"
+        elif resp.name in ("poisson", "negative.binomial"):
+            at_bound = (mu < 1e-8) & (resp.y == 0)
+            what = "fitted means of 0 (only zero counts)"
+        else:
             return
-        at_bound = (mu < 1e-8) | (mu > 1 - 1e-8)
         if np.any(at_bound):
             warnings.warn(
-                f"fitted probabilities of 0 or 1 for {int(at_bound.sum())} observation(s): "
-                "(quasi-)complete separation; the estimates of the separating effects "
-                "diverge and their standard errors are not meaningful",
-                PerfectSeparationWarning, stacklevel=4)
+                f"{what} for {int(at_bound.sum())} observation(s): (quasi-)complete "
+                "separation; the estimates of the separating effects diverge and their "
+                "standard errors are not meaningful", PerfectSeparationWarning, stacklevel=4)
 
     def _theta_start(self, start):
         theta = start.get("theta")
@@ -796,16 +830,18 @@ class GLMM(base.LikelihoodModel):
         # to 1e-10 the objective's dependence on the path is negligible.
         # (β in the internal coordinates of the design basis)
         warm = {"u": u_zero, "beta": self.design_basis.to_internal(beta0)}
+        # the optimizer sees θ · scale (units of the random-effect covariates removed)
+        k, ts = self.k_theta, re.theta_scale()
 
         def stage1_objective(p):
-            theta, phi, _ = self._split(np.concatenate([p, beta0]))
+            theta, phi, _ = self._split(np.concatenate([p[:k] / ts, p[k:], beta0]))
             scaled = re.scaled_covariates(theta)
             modes = self._joint_pirls(scaled, phi, warm["u"], warm["beta"],
                                       information=information, internal=True)
             warm["u"], warm["beta"] = modes.u, modes.beta
             return modes.laplace()
 
-        p1 = np.concatenate([theta0, extra])
+        p1 = np.concatenate([theta0 * ts, extra])
         opt1 = None
         if nAGQ == 0 or nAGQ0_init:
             # only a starting point unless nAGQ=0: no need to polish it
@@ -814,11 +850,11 @@ class GLMM(base.LikelihoodModel):
                           np.full(p1.size, 0.5), maxeval=maxfun, **tols)
             history["stage1_nfev"] = opt1.nfev
             p1 = opt1.x
-        theta1, phi1, _ = self._split(np.concatenate([p1, beta0]))
+        theta1, phi1, _ = self._split(np.concatenate([p1[:k] / ts, p1[k:], beta0]))
         if nAGQ == 0:
-            theta1 = self._boundary(theta1, lambda t: stage1_objective(
-                np.concatenate([t, p1[self.k_theta:]])), boundary_tol)
-            p1 = np.concatenate([theta1, p1[self.k_theta:]])
+            theta1 = self._boundary(theta1 * ts, lambda t: stage1_objective(
+                np.concatenate([t, p1[k:]])), boundary_tol) / ts
+            p1 = np.concatenate([theta1, p1[k:]])
             modes = self.pirls(theta1, None, phi1, information=information)
             params = np.concatenate([p1, modes.beta])
             opt = opt1
@@ -839,7 +875,7 @@ class GLMM(base.LikelihoodModel):
             stage2 = self._stage2_objective(nAGQ, u_store, information)
 
             def to_params(pz):
-                return np.concatenate([pz[:m], beta1 + whiten @ pz[m:]])
+                return np.concatenate([pz[:k] / ts, pz[k:m], beta1 + whiten @ pz[m:]])
 
             def objective_z(pz):
                 return stage2(to_params(pz))
@@ -857,7 +893,6 @@ class GLMM(base.LikelihoodModel):
                          maxeval=maxfun)
             history["stage2_nfev"] = opt.nfev
             pz = opt.x.copy()
-            k = self.k_theta
             pz[:k] = self._boundary(pz[:k], lambda t: objective_z(
                 np.concatenate([t, pz[k:]])), boundary_tol)
             params = to_params(pz)
@@ -887,13 +922,26 @@ class GLMM(base.LikelihoodModel):
                 calc_hessian = self.nobs * pz.size ** 2 <= _HESSIAN_BUDGET
             use_hessian = bool(calc_hessian) and cov_type != "conditional"
             fit["hessian_skipped"] = not calc_hessian and cov_type != "conditional"
-            if use_hessian:
-                H_z, grad_z = self._numerical_hessian(objective_at, pz, h)
-                T = sla.block_diag(np.eye(m), np.linalg.inv(whiten))
-                fit["hessian"] = T.T @ H_z @ T
+            try:
+                with np.errstate(all="ignore"):
+                    derivatives = (self._numerical_hessian if use_hessian
+                                   else self._gradient_and_curvature)
+                    H_z, grad_z = derivatives(objective_at, pz, h)
+                if not (np.all(np.isfinite(H_z)) and np.all(np.isfinite(grad_z))):
+                    raise ArithmeticError("non-finite deviance next to the optimum")
+                if use_hessian:
+                    T = sla.block_diag(np.diag(ts), np.eye(m - k), np.linalg.inv(whiten))
+                    fit["hessian"] = T.T @ H_z @ T
+            except (PirlsError, np.linalg.LinAlgError, ArithmeticError) as exc:
+                # a neighbour of the optimum where PIRLS fails: estimates diverging
+                # (separation) or an ill-posed problem; say so instead of crashing
+                use_hessian = False
+                warnings.warn(f"the deviance could not be evaluated next to the optimum "
+                              f"({exc}): no Hessian and no convergence check; standard "
+                              "errors are conditional on the covariance parameters",
+                              ConvergenceWarning, stacklevel=4)
             else:
-                H_z, grad_z = self._gradient_and_curvature(objective_at, pz, h)
-            fit["convergence"] = self._check_convergence(pz[:self.k_theta], H_z, grad_z)
+                fit["convergence"] = self._check_convergence(pz[:self.k_theta], H_z, grad_z)
         fit["vcov_conditional"] = self._conditional_vcov(theta, beta, phi, modes.u)
         fit["vcov"], fit["cov_type"] = self._choose_vcov(fit, use_hessian)
         return fit
@@ -1005,7 +1053,7 @@ class GLMM(base.LikelihoodModel):
         eta = self.offset + self.exog @ beta + self.random_effects.linear_predictor(scaled, u)
         mu = self.response.mu(eta)
         w = self.response.working_weights(eta, mu, phi)
-        return self.system.factor(scaled, w, self.design_basis.X)
+        return factor_with_ridge(self.system, scaled, w, self.design_basis.X)
 
     def _conditional_vcov(self, theta, beta, phi, u, internal=False):
         """(R_X' R_X)⁻¹: the covariance of β̂ conditional on θ (lme4's RX vcov);
@@ -1104,9 +1152,13 @@ class GLMM(base.LikelihoodModel):
     def _fit_lmm(self, reml, start, maxfun, boundary_tol):
         theta0 = self._theta_start(start)
         lower = self.random_effects.theta_lower()
-        opt = bobyqa(lambda t: self._lmm_criterion(t, reml), theta0, lower,
-                     np.full(theta0.size, 0.2), maxeval=maxfun)
-        theta = self._boundary(opt.x, lambda t: self._lmm_criterion(t, reml), boundary_tol)
+        ts = self.random_effects.theta_scale()  # the optimizer sees θ · scale
+
+        def criterion(t):
+            return self._lmm_criterion(t / ts, reml)
+
+        opt = bobyqa(criterion, theta0 * ts, lower, np.full(theta0.size, 0.2), maxeval=maxfun)
+        theta = self._boundary(opt.x, criterion, boundary_tol) / ts
         factor, u, beta, pwrss, _, _ = self._lmm_solve(theta)
         sigma2 = pwrss / (self.nobs - self.k_fe if reml else self.nobs)
         RXinv = np.linalg.inv(factor.diag[-1].L)

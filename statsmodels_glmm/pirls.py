@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PirlsError", "PirlsResult", "pirls"]
+__all__ = ["PirlsError", "PirlsResult", "factor_with_ridge", "pirls"]
 
 
 class PirlsError(RuntimeError):
@@ -71,6 +71,19 @@ def _objective(response, re, scaled, fixed_eta, u, phi):
     return eta, mu, neg2ll, float(neg2ll.sum() + u @ u)
 
 
+def factor_with_ridge(system, scaled, w, X):
+    """The PIRLS system's factor; when X'WX is singular because the weights vanish
+    in some direction (separation: fitted means at 0 or 1), a relative ridge of
+    1e-10 on the X block keeps the step defined (step-halving keeps it a descent)."""
+    try:
+        return system.factor(scaled, w, X)
+    except np.linalg.LinAlgError:
+        if X is None:
+            raise
+        scale = float(np.max(np.abs(w))) * float(np.max(np.sum(X * X, axis=0)))
+        return system.factor(scaled, w, X, x_ridge=1e-10 * max(scale, 1e-300))
+
+
 def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
           beta=None, tol=1e-12, step_tol=1e-10, maxit=200, max_halvings=30,
           information="observed"):
@@ -120,8 +133,12 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
     for iteration in range(1, maxit + 1):  # noqa: B007 (reported after the loop)
         w, dmu = response.irls_quantities(eta, mu, phi)
         # working response on the scale of what is solved for: Z Λ u (+ X β if joint)
-        working = (eta - (offset if joint else fixed)) + (response.y - mu) / dmu
-        factor = system.factor(scaled, w, X)
+        if np.all(dmu):
+            resid = (response.y - mu) / dmu
+        else:  # μ' underflowed to 0 (a diverging η): such rows have weight 0 too
+            resid = np.divide(response.y - mu, dmu, out=np.zeros_like(mu), where=dmu != 0)
+        working = (eta - (offset if joint else fixed)) + resid
+        factor = factor_with_ridge(system, scaled, w, X)
         sol = factor.solve(system.rhs(scaled, w * working, X))
         u_new = np.concatenate(sol[:len(re.terms)]) if q else u
         b_new = sol[-1] if joint else None

@@ -292,7 +292,9 @@ class Response:
         if self.name == "poisson" or (self.name == "negative.binomial"
                                       and self.alpha(phi) == 0):
             # (the negative binomial's limit α → 0 is the Poisson)
-            log_mu = np.log(mu) if self.link == "log" else np.log(np.maximum(mu, _TINY))
+            # μ underflows to 0 for η < −745 (a diverging β): 0 · log 0 must stay 0
+            log_mu = np.log(mu) if self.link == "log" and mu.min(initial=1.0) > 0 \
+                else np.log(np.maximum(mu, _TINY))
             return -2.0 * w * (y * log_mu - mu - self._pois_const)
         if self.name == "negative.binomial":
             a = self.alpha(phi)

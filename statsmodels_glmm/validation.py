@@ -183,10 +183,14 @@ def numeric_vector(value, frame, what):
             raise ValueError(f"{what} column {value!r} is not in the data")
         series, label = frame[value], f"{what} column {value!r}"
     else:
-        if isinstance(value, pd.Series) and not value.index.equals(frame.index) and \
-                len(value) == len(frame) and value.index.sort_values().equals(
+        if isinstance(value, pd.Series) and not value.index.equals(frame.index):
+            if len(value) != len(frame) or not value.index.sort_values().equals(
                     frame.index.sort_values()):
+                raise ValueError(f"{what} is a Series whose index does not match the rows "
+                                 "of data; pass values aligned with data.index")
             value = value.reindex(frame.index)
+        if isinstance(getattr(value, "dtype", None), pd.CategoricalDtype):
+            raise ValueError(f"{what} must be numeric, got a categorical")
         series, label = pd.Series(np.asarray(value, dtype=object).ravel()
                                   if np.ndim(value) else [value]), what
         if np.ndim(value) > 1 and np.shape(value)[1:] != (1,) * (np.ndim(value) - 1):
@@ -204,6 +208,8 @@ def numeric_vector(value, frame, what):
 
 def _as_float(series, label):
     """Floats with NaN for any missing value; refuse text and other objects."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        raise ValueError(f"{label} must be numeric, got a categorical")
     if pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_numeric_dtype(series.dtype):
         return series.astype("Float64").to_numpy(dtype=float, na_value=np.nan) \
             if pd.api.types.is_extension_array_dtype(series.dtype) \
@@ -222,19 +228,30 @@ def _as_float(series, label):
 
 
 def _positive_int(value, what, allow=()):
-    if value in allow and not isinstance(value, bool):
+    """``value`` as a Python int ≥ 1 (an integral float such as 3000.0 is accepted)."""
+    if isinstance(value, str) and value in allow:
         return value
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral,)) or value < 1:
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and \
+            not isinstance(value, numbers.Integral) and float(value).is_integer():
+        value = int(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or \
+            value < 1:
         extra = "" if not allow else f" or one of {list(allow)}"
         raise ValueError(f"{what} must be a positive integer{extra}, got {value!r}")
     return int(value)
 
 
 def check_fit_arguments(maxfun, blas_threads, boundary_tol, calc_hessian, nAGQ0_init):
-    """Type and range checks of :meth:`GLMM.fit`'s scalar options."""
-    _positive_int(maxfun, "maxfun")
+    """Type and range checks of :meth:`GLMM.fit`'s scalar options.
+
+    Returns
+    -------
+    maxfun, blas_threads
+        As plain Python values (numpy integers are converted for nlopt).
+    """
+    maxfun = _positive_int(maxfun, "maxfun")
     if blas_threads is not None:
-        _positive_int(blas_threads, "blas_threads", allow=("auto",))
+        blas_threads = _positive_int(blas_threads, "blas_threads", allow=("auto",))
     if isinstance(boundary_tol, bool) or not isinstance(boundary_tol, numbers.Real) or \
             not np.isfinite(boundary_tol) or boundary_tol < 0:
         raise ValueError(f"boundary_tol must be a non-negative number, got {boundary_tol!r}")
@@ -242,19 +259,23 @@ def check_fit_arguments(maxfun, blas_threads, boundary_tol, calc_hessian, nAGQ0_
         raise ValueError(f"calc_hessian must be True, False or 'auto', got {calc_hessian!r}")
     if not isinstance(nAGQ0_init, (bool, np.bool_)):
         raise ValueError(f"nAGQ0_init must be True or False, got {nAGQ0_init!r}")
+    return maxfun, blas_threads
 
 
 def check_start(start, k_theta, k_fe, theta_lower, has_dispersion):
     """Validated starting values ``{"theta", "beta", "phi"}`` as float arrays.
 
-    Accepts lme4's names ``fixef`` (β) too; refuses unknown keys, wrong lengths,
-    non-finite values, θ below its bounds and φ ≤ 0.
+    A numeric vector is θ (as lme4's ``start``); lme4's name ``fixef`` is accepted
+    for β. Refuses unknown keys, wrong lengths, non-finite values, θ below its
+    bounds and φ ≤ 0.
     """
     if start is None:
         return {}
     if not isinstance(start, dict):
-        raise TypeError(f"start must be a dict like {{'theta': ..., 'beta': ...}}, "
-                        f"got {type(start).__name__}")
+        if isinstance(start, (str, bytes)) or np.ndim(start) != 1:
+            raise TypeError(f"start must be a dict like {{'theta': ..., 'beta': ...}} or "
+                            f"the theta values (as lme4), got {type(start).__name__}")
+        start = {"theta": start}  # lme4: a numeric start is theta
     start = dict(start)
     if "fixef" in start and "beta" not in start:
         start["beta"] = start.pop("fixef")
@@ -304,6 +325,21 @@ def _rows_missing(value, what, n):
     return missing.any(axis=1) if missing.ndim == 2 else missing
 
 
+def _check_numeric(value, what):
+    """Array input must be numbers (missing values allowed here), never ±inf."""
+    if value is None:
+        return
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):  # find the culprit for the message
+        frame = value if isinstance(value, pd.DataFrame) else pd.DataFrame(
+            np.asarray(value, dtype=object).reshape(np.shape(value)[0], -1))
+        arr = np.column_stack([_as_float(frame[name], what) for name in frame.columns])
+    if np.isinf(arr).any():
+        raise ValueError(f"{what} has infinite values in "
+                         f"{int(np.isinf(arr).reshape(len(arr), -1).any(axis=1).sum())} row(s)")
+
+
 def _take(value, keep):
     if value is None:
         return None
@@ -330,6 +366,8 @@ def complete_arrays(endog, exog, groups, exog_re, offset, weights, missing, has_
     args = {"endog": endog, "exog": exog, "groups": groups, "exog_re": exog_re,
             "offset": offset, "weights": weights}
     flags = {what: _rows_missing(value, what, n) for what, value in args.items()}
+    for what in ("endog", "exog", "exog_re", "offset", "weights"):
+        _check_numeric(args[what], what)
     incomplete = np.logical_or.reduce(list(flags.values()))
     if not incomplete.any():
         return endog, exog, groups, exog_re, offset, weights

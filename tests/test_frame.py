@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 from patsy import PatsyError
 import pytest
+from statsmodels.tools.sm_exceptions import ValueWarning
 
 from statsmodels_glmm import glmer
 
@@ -31,10 +32,19 @@ def test_bar_in_response_refused(binary_data):
         glmer("y | gi ~ x + (1 | g)", data)
 
 
-def test_multi_level_response_refused(binary_data):
-    data = binary_data.assign(y3=np.tile(list("abc"), 100))
+def test_multi_level_response(binary_data, count_data):
+    """R's binomial: the first level is failure, all others success (with a warning)."""
+    data = binary_data.assign(y3=np.where(binary_data["y"] == 0, "a",
+                                          np.tile(["b", "c"], 150)))
+    with pytest.warns(ValueWarning, match="'y3' has 3 levels.*'a'.*failure"):
+        res = glmer("y3 ~ x + (1 | g)", data)
+    assert res.neg2llf == pytest.approx(glmer("y ~ x + (1 | g)", binary_data).neg2llf,
+                                        abs=1e-8)
     with pytest.raises(ValueError, match="'y3' has 3 levels"):
-        glmer("y3 ~ x + (1 | g)", data)
+        glmer("y3 ~ x + (1 | g)", data, family="poisson")
+    stamp = count_data.assign(y=pd.to_datetime(count_data["y"], unit="D"))
+    with pytest.raises(ValueError, match="response 'y' is a datetime64"):
+        glmer("y ~ x + (1 | g)", stamp, family="poisson")
 
 
 def _with_missing(data, every):

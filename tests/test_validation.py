@@ -121,7 +121,8 @@ def test_nullable_weights_drop_rows(count_data):
 
 # -- fit options -----------------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs, match", [
-    ({"start": [1, 2]}, "start must be a dict"),
+    ({"start": [1, 2]}, "start\\['theta'\\] must have 1 elements"),
+    ({"start": "theta"}, "start must be a dict"),
     ({"start": {"theta": [np.nan]}}, "non-finite"),
     ({"start": {"theta": [-1.0]}}, "below their lower bound"),
     ({"start": {"beta": [1.0]}}, "must have 2 elements"),
