@@ -30,6 +30,8 @@ class BlockDiagonalFactor:
     def __init__(self, blocks):
         self.size = blocks.shape[1]
         if self.size == 1:
+            if not np.all(blocks > 0):  # as np.linalg.cholesky for S > 1
+                raise np.linalg.LinAlgError("matrix is not positive definite")
             self.L = np.sqrt(blocks)
         else:
             self.L = np.linalg.cholesky(blocks)
@@ -246,12 +248,8 @@ class PenalizedSystem:
                 out[c, :, a] = np.bincount(term.refs, weights=wa * X[:, c], minlength=ell)
         return out.reshape(X.shape[1], term.n_re)
 
-    def factor(self, scaled, w, X=None, x_ridge=0.0):
+    def factor(self, scaled, w, X=None, ridge=None):
         """Factor Λ'Z'WZΛ + I (and the X border when ``X`` is given).
-
-        ``x_ridge`` is added to the diagonal of the X'WX block: a Levenberg-type
-        regularisation for designs whose weights vanish in some direction
-        (separation), where X'WX is singular.
 
         Parameters
         ----------
@@ -261,6 +259,9 @@ class PenalizedSystem:
             The weights W (diagonal).
         X : ndarray, optional
             Fixed-effects model matrix, appended as the last, unpenalized block.
+        ridge : ndarray, optional
+            Added to the diagonal of X'WX (a Levenberg-Marquardt damping of the β
+            block, used by PIRLS when X'WX is numerically singular).
 
         Returns
         -------
@@ -281,8 +282,8 @@ class PenalizedSystem:
         if X is not None:
             k = len(self.re.terms)
             xwx = X.T @ (w[:, None] * X)
-            if x_ridge:
-                xwx[np.diag_indices_from(xwx)] += x_ridge
+            if ridge is not None:
+                xwx[np.diag_indices_from(xwx)] += ridge
             diag.append(xwx)
             for i in range(k):
                 lower[k, i] = self._x_border(i, scaled, w, X)

@@ -56,7 +56,7 @@ from .frame import (
     referenced_columns,
 )
 from .optimizer import bobyqa
-from .pirls import PirlsError, factor_with_ridge, pirls
+from .pirls import PirlsError, damped_factor, pirls
 from .quadrature import agq_deviance
 from .re_terms import RandomEffects, RandomEffectsTerm, build_random_effects, group_codes
 from .response import Response, family_name, has_dispersion
@@ -263,8 +263,8 @@ class GLMM(base.LikelihoodModel):
             raise ValueError(f"response {self.endog_label!r} is constant ({y[0]:g}): there is "
                              "nothing to model")
         if resp.name == "binomial":
-            counts = resp.m * resp.y
-            if np.any(np.abs(counts - np.round(counts)) > 1e-8):
+            counts = resp.m * resp.y  # rounded to ~1e-16 relative: with 1e9 trials, ~1e-7
+            if np.any(np.abs(counts - np.round(counts)) > 1e-8 * np.maximum(counts, 1.0)):
                 warnings.warn(f"non-integer numbers of successes in binomial response "
                               f"{self.endog_label!r}", ValueWarning, stacklevel=4)
         if resp.name == "poisson" and np.any(np.abs(resp.y - np.round(resp.y)) > 1e-8):
@@ -751,7 +751,8 @@ class GLMM(base.LikelihoodModel):
         if resp.name not in ("binomial", "poisson", "negative.binomial"):
             return
         re = self.random_effects
-        for term, T in zip(re.terms, re.factors(np.asarray(theta))):
+        # SDs of the effect of one unit of scale of each covariate (θ · scale)
+        for term, T in zip(re.terms, re.factors(np.asarray(theta) * re.theta_scale())):
             sd = np.sqrt(np.diag(T @ T.T))
             if not np.any(sd > limit):
                 continue
@@ -771,12 +772,14 @@ class GLMM(base.LikelihoodModel):
                 "standard errors are not meaningful", BoundaryWarning, stacklevel=4)
 
     def _warn_singular(self, theta, tol=1e-4):
-        """lme4's "boundary (singular) fit" (its ``isSingular`` rule), naming the terms."""
+        """lme4's "boundary (singular) fit" (its ``isSingular`` rule on θ in the units
+        of the covariates, see ``RandomEffects.theta_scale``), naming the terms."""
         re = self.random_effects
+        scaled = np.asarray(theta) * re.theta_scale()
         singular = []
         for term, sl in zip(re.terms, re.theta_slices):
             lower = term.theta_lower()
-            if np.any(np.asarray(theta)[sl][lower == 0] < tol):
+            if np.any(scaled[sl][lower == 0] < tol):
                 singular.append(f"({term.expr} | {term.group_name})")
         if singular:
             warnings.warn(
@@ -786,31 +789,35 @@ class GLMM(base.LikelihoodModel):
                 stacklevel=4)
 
     def _warn_separation(self, mu):
-        """Fitted probabilities of 0 or 1, or fitted means of 0 for counts:
-        (quasi-)complete separation, where some estimates diverge."""
+        """Fitted means at the boundary of their range, (quasi-)complete separation:
+        probabilities of 0 or 1 (binomial), or means of 0 for zero counts (Poisson,
+        negative binomial: a cell of the design with only zeros, as R's "fitted
+        rates numerically 0"). Some estimates then diverge."""
         resp = self.response
         if resp.name == "binomial":
             at_bound = (mu < 1e-8) | (mu > 1 - 1e-8)
             what = "fitted probabilities of 0 or 1"
         elif resp.name in ("poisson", "negative.binomial"):
-            at_bound = (mu < 1e-8) & (resp.y == 0)
-            what = "fitted means of 0 (only zero counts)"
+            at_bound = (mu < 1e-8) & (resp.y == 0) & (resp.weights > 0)
+            what = "fitted means of 0 for zero counts"
         else:
             return
         if np.any(at_bound):
             warnings.warn(
-                f"{what} for {int(at_bound.sum())} observation(s): (quasi-)complete "
-                "separation; the estimates of the separating effects diverge and their "
-                "standard errors are not meaningful", PerfectSeparationWarning, stacklevel=4)
+                f"{what} for {int(at_bound.sum())} observation(s): "
+                "(quasi-)complete separation; the estimates of the separating effects "
+                "diverge and their standard errors are not meaningful",
+                PerfectSeparationWarning, stacklevel=4)
 
     def _theta_start(self, start):
+        """Starting θ in the optimizer's coordinates θ · scale (see
+        ``RandomEffects.theta_scale``): the user's θ, or lme4's identity factors
+        on the scale of the covariates."""
+        scale = self.random_effects.theta_scale()
         theta = start.get("theta")
         if theta is None:
             return self.random_effects.theta_start()
-        theta = np.asarray(theta, dtype=float)
-        if theta.shape != (self.k_theta,):
-            raise ValueError(f"start['theta'] must have {self.k_theta} elements")
-        return theta
+        return np.asarray(theta, dtype=float) * scale
 
     def _fit_glmm(self, nAGQ, start, maxfun, nAGQ0_init, boundary_tol, cov_type,
                   calc_hessian, information):
@@ -826,10 +833,16 @@ class GLMM(base.LikelihoodModel):
         extra_lower = [-np.inf] * len(extra)
         u_zero = np.zeros(re.n_re)
         history = {"stage1_nfev": 0, "stage2_nfev": 0}
-        # PIRLS warm-starts from the previous evaluation's modes: with u converged
-        # to 1e-10 the objective's dependence on the path is negligible.
-        # (β in the internal coordinates of the design basis)
-        warm = {"u": u_zero, "beta": self.design_basis.to_internal(beta0)}
+        # PIRLS warm-starts from the modes of the best evaluation so far (BOBYQA's
+        # incumbent, around which it samples): with u converged to 1e-10 the
+        # objective's dependence on the path is negligible. Not from the last
+        # evaluation: u is on the spherical scale, so modes from a distant θ (a
+        # trial step to θ ≈ 0 makes u huge) start PIRLS far away, and with a
+        # non-convex likelihood (e.g. Gaussian with the inverse link) it can end
+        # in another basin, which the warm start would then carry to every later
+        # evaluation and to stage 2. (β in the internal coordinates of the design
+        # basis)
+        warm = {"u": u_zero, "beta": self.design_basis.to_internal(beta0), "f": np.inf}
         # the optimizer sees θ · scale (units of the random-effect covariates removed)
         k, ts = self.k_theta, re.theta_scale()
 
@@ -838,10 +851,12 @@ class GLMM(base.LikelihoodModel):
             scaled = re.scaled_covariates(theta)
             modes = self._joint_pirls(scaled, phi, warm["u"], warm["beta"],
                                       information=information, internal=True)
-            warm["u"], warm["beta"] = modes.u, modes.beta
-            return modes.laplace()
+            value = modes.laplace()
+            if value <= warm["f"]:
+                warm.update(u=modes.u, beta=modes.beta, f=value)
+            return value
 
-        p1 = np.concatenate([theta0 * ts, extra])
+        p1 = np.concatenate([theta0, extra])
         opt1 = None
         if nAGQ == 0 or nAGQ0_init:
             # only a starting point unless nAGQ=0: no need to polish it
@@ -917,7 +932,10 @@ class GLMM(base.LikelihoodModel):
             def objective_at(q):
                 return objective(to_params(q))
 
-            h = np.concatenate([np.full(m, 1e-4), np.full(self.k_fe, 1e-3)])
+            # β steps of 0.01 conditional SE: the deviance has rounding noise of
+            # ~1e-10 (more with huge counts, whose per-observation scores are large)
+            # and noise / h² must stay well below the unit curvature of z
+            h = np.concatenate([np.full(m, 1e-4), np.full(self.k_fe, 1e-2)])
             if calc_hessian == "auto":
                 calc_hessian = self.nobs * pz.size ** 2 <= _HESSIAN_BUDGET
             use_hessian = bool(calc_hessian) and cov_type != "conditional"
@@ -1047,32 +1065,54 @@ class GLMM(base.LikelihoodModel):
             pass
         return theta
 
-    def _joint_factor(self, theta, phi, u, beta):
-        """Blocked factor including the X border, at the given modes."""
+    def _joint_factor(self, theta, phi, u, beta, damped=False):
+        """Blocked factor including the X border, at the given modes.
+
+        ``damped``: if X'WX is numerically singular (separation), factor it with
+        PIRLS's Levenberg-Marquardt damping instead of raising LinAlgError.
+        """
         scaled = self.random_effects.scaled_covariates(theta)
         eta = self.offset + self.exog @ beta + self.random_effects.linear_predictor(scaled, u)
         mu = self.response.mu(eta)
         w = self.response.working_weights(eta, mu, phi)
-        return factor_with_ridge(self.system, scaled, w, self.design_basis.X)
+        try:
+            return self.system.factor(scaled, w, self.design_basis.X)
+        except np.linalg.LinAlgError:
+            if not damped:
+                raise
+            return damped_factor(self.system, scaled, w, self.design_basis.X)[0]
 
-    def _conditional_vcov(self, theta, beta, phi, u, internal=False):
+    def _conditional_vcov(self, theta, beta, phi, u, internal=False, damped=True):
         """(R_X' R_X)⁻¹: the covariance of β̂ conditional on θ (lme4's RX vcov);
-        of β̃ if ``internal``."""
-        factor = self._joint_factor(theta, phi, u, beta)
+        of β̃ if ``internal``.
+
+        Under separation X'WX is singular and the damped factor is used: the
+        variances of the diverging combinations are then huge (as lme4's) rather
+        than an error."""
+        factor = self._joint_factor(theta, phi, u, beta, damped=damped)
         RX = factor.diag[-1].L
         inv = sla.solve_triangular(RX, np.eye(RX.shape[0]), lower=True)
         vcov = inv.T @ inv
         return vcov if internal else self.design_basis.cov_to_external(vcov)
 
-    def _beta_whitening(self, theta, beta, phi, u):
-        """Cholesky factor of the conditional covariance of β (identity if singular),
-        taken in the well-conditioned basis and mapped back."""
+    def _beta_whitening(self, theta, beta, phi, u, max_reach=10.0):
+        """Cholesky factor C of the conditional covariance of β (identity if singular),
+        taken in the well-conditioned basis and mapped back.
+
+        A column of C whose unit step would move some linear predictor by more than
+        ``max_reach`` (a nearly unidentified combination, e.g. under separation) is
+        shrunk to that reach, so that the optimizer's and the Hessian's steps stay
+        on the scale where the deviance can be evaluated.
+        """
         try:
             root = np.linalg.cholesky(self._conditional_vcov(theta, beta, phi, u,
-                                                             internal=True))
+                                                             internal=True, damped=False))
         except np.linalg.LinAlgError:
             return np.eye(self.k_fe)
-        return self.design_basis.external_cholesky(root)
+        C = self.design_basis.external_cholesky(root)
+        reach = np.max(np.abs(self.exog @ C), axis=0, initial=0.0)
+        with np.errstate(divide="ignore"):
+            return C * np.minimum(1.0, max_reach / reach)
 
     @staticmethod
     def _numerical_hessian(fun, x, step=1e-4):
@@ -1157,7 +1197,7 @@ class GLMM(base.LikelihoodModel):
         def criterion(t):
             return self._lmm_criterion(t / ts, reml)
 
-        opt = bobyqa(criterion, theta0 * ts, lower, np.full(theta0.size, 0.2), maxeval=maxfun)
+        opt = bobyqa(criterion, theta0, lower, np.full(theta0.size, 0.2), maxeval=maxfun)
         theta = self._boundary(opt.x, criterion, boundary_tol) / ts
         factor, u, beta, pwrss, _, _ = self._lmm_solve(theta)
         sigma2 = pwrss / (self.nobs - self.k_fe if reml else self.nobs)

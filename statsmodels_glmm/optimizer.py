@@ -103,4 +103,9 @@ def bobyqa(fun, x0, lower, initial_step, ftol_abs=1e-10, xtol_abs=1e-9, maxeval=
     converged = code in (nlopt.SUCCESS, nlopt.FTOL_REACHED, nlopt.XTOL_REACHED,
                          nlopt.ROUNDOFF_LIMITED)
     message = _MESSAGES.get(code, f"nlopt code {code}")
+    if failures[0] > 0 and 2 * failures[0] >= nfev:
+        # failed evaluations count as the starting value: when they dominate,
+        # BOBYQA's "convergence" only says that its model of a constant is flat
+        converged = False
+        message = f"{failures[0]} evaluations failed (the objective could not be evaluated)"
     return OptimizeResult(best["x"], best["f"], nfev, converged, message, failures[0])

@@ -5,9 +5,11 @@ nAGQ=0 shortcut, β jointly) that minimise the penalized objective
 
     pdev(u) = −2 log p(y | u, β) + ‖u‖²,
 
-by Fisher scoring on the blocked Cholesky system of :mod:`blocked_cholesky`,
-with step-halving as lme4 does. With β fixed the fixed-effects design is never
-touched: ``X β + offset`` enters once, as ``fixed_eta``.
+by Fisher scoring on the blocked Cholesky system of :mod:`blocked_cholesky`
+(Newton's method with the observed information for a non-canonical link, where
+that is positive definite), with step-halving as lme4 does. With β fixed the
+fixed-effects design is never touched: ``X β + offset`` enters once, as
+``fixed_eta``.
 
 Convergence is lme4's rule (the relative change of the penalized objective)
 with a much tighter default tolerance, so that the Laplace and AGQ values do
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PirlsError", "PirlsResult", "factor_with_ridge", "pirls"]
+__all__ = ["PirlsError", "PirlsResult", "damped_factor", "pirls"]
 
 
 class PirlsError(RuntimeError):
@@ -71,17 +73,29 @@ def _objective(response, re, scaled, fixed_eta, u, phi):
     return eta, mu, neg2ll, float(neg2ll.sum() + u @ u)
 
 
-def factor_with_ridge(system, scaled, w, X):
-    """The PIRLS system's factor; when X'WX is singular because the weights vanish
-    in some direction (separation: fitted means at 0 or 1), a relative ridge of
-    1e-10 on the X block keeps the step defined (step-halving keeps it a descent)."""
-    try:
-        return system.factor(scaled, w, X)
-    except np.linalg.LinAlgError:
-        if X is None:
-            raise
-        scale = float(np.max(np.abs(w))) * float(np.max(np.sum(X * X, axis=0)))
-        return system.factor(scaled, w, X, x_ridge=1e-10 * max(scale, 1e-300))
+def damped_factor(system, scaled, w, X):
+    """Factor of the joint (u, β) system when X'WX is numerically singular.
+
+    Under (quasi-)separation some fitted means go to the boundary (μ → 0 for a
+    count, 0 or 1 for a proportion) and their weights underflow, so a combination
+    of β has no information left and the Schur complement of the β block loses
+    positive definiteness to rounding. D = δ diag(X'WX) is added to the β block,
+    with the smallest δ (from 1e-8) that factors.
+
+    Returns
+    -------
+    factor, ridge : BlockedCholesky, ndarray
+        ``ridge`` is the diagonal of D.
+    """
+    d = np.einsum("ij,i,ij->j", X, w, X)
+    floor = np.finfo(float).eps * max(float(np.max(d, initial=0.0)), 1.0)
+    for delta in (1e-8, 1e-6, 1e-4):
+        ridge = delta * np.maximum(d, floor)
+        try:
+            return system.factor(scaled, w, X, ridge=ridge), ridge
+        except np.linalg.LinAlgError:
+            continue
+    raise PirlsError("PIRLS: the fixed-effects block is singular even after damping")
 
 
 def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
@@ -108,8 +122,9 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
     tol, step_tol : float
         Converged when the relative change of the penalized deviance is below
         ``tol`` (lme4's rule) *and* the largest change of u (and β) is below
-        ``step_tol``. The second test matters for non-canonical links, where
-        Fisher scoring converges only linearly and a small change of the
+        ``step_tol``. The second test matters when the iteration converges only
+        linearly (Fisher scoring, for a non-canonical link where the observed
+        information is not positive definite), where a small change of the
         objective can hide an error in û that log|L| would inherit.
     information : {"observed", "expected"}
         Weights of the factor returned at the modes, which gives log|L|² in the
@@ -130,16 +145,43 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
     if not np.isfinite(pdev):
         raise PirlsError("PIRLS: non-finite objective at the starting values")
     stalls = 0
+    newton = not response.canonical
     for iteration in range(1, maxit + 1):  # noqa: B007 (reported after the loop)
         w, dmu = response.irls_quantities(eta, mu, phi)
-        # working response on the scale of what is solved for: Z Λ u (+ X β if joint)
+        # the score w (y − μ)/μ' (Fisher weights w), and the linear predictor on the
+        # scale of what is solved for: Z Λ u (+ X β if joint)
         if np.all(dmu):
-            resid = (response.y - mu) / dmu
+            score = w * (response.y - mu) / dmu
         else:  # μ' underflowed to 0 (a diverging η): such rows have weight 0 too
-            resid = np.divide(response.y - mu, dmu, out=np.zeros_like(mu), where=dmu != 0)
-        working = (eta - (offset if joint else fixed)) + resid
-        factor = factor_with_ridge(system, scaled, w, X)
-        sol = factor.solve(system.rhs(scaled, w * working, X))
+            score = np.divide(w * (response.y - mu), dmu, out=np.zeros_like(mu),
+                              where=dmu != 0)
+        lin = eta - (offset if joint else fixed)
+        factor = None
+        if newton:
+            # a Newton step, with the observed information, converges quadratically;
+            # Fisher scoring (w) only linearly for a non-canonical link, and the
+            # deviance, hence the finite-difference Hessian, would then depend on
+            # the warm start. Some observed weights may be negative (large
+            # residuals); Fisher scoring where the matrix is not positive definite.
+            w_obs = response.observed_weights(eta, mu, phi)
+            if np.all(np.isfinite(w_obs)):
+                try:
+                    factor = system.factor(scaled, w_obs, X)
+                    w = w_obs
+                except np.linalg.LinAlgError:
+                    factor = None
+        rhs = system.rhs(scaled, w * lin + score, X)
+        try:
+            if factor is None:
+                factor = system.factor(scaled, w, X)
+        except np.linalg.LinAlgError:
+            if not joint:
+                raise
+            # a Levenberg-Marquardt step: (A + D) x = rhs + D b damps the update
+            # of the unidentified combinations of β without moving the fixed point
+            factor, ridge = damped_factor(system, scaled, w, X)
+            rhs[-1] = rhs[-1] + ridge * b
+        sol = factor.solve(rhs)
         u_new = np.concatenate(sol[:len(re.terms)]) if q else u
         b_new = sol[-1] if joint else None
         for _ in range(max_halvings):
@@ -169,14 +211,17 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
             break
     else:
         raise PirlsError(f"PIRLS did not converge in {maxit} iterations")
-    if information == "expected" or response.canonical:
+    if response.canonical:
         # the last iteration's factor, at a u within step_tol of the modes
         return PirlsResult(u, b if joint else beta, eta, mu,
                            factor.leading(len(re.terms)), neg2ll, iteration)
-    w = response.observed_weights(eta, mu, phi)
+    if information == "expected":
+        w = response.working_weights(eta, mu, phi)
+    else:
+        w = response.observed_weights(eta, mu, phi)
     try:
         factor = system.factor(scaled, w)
     except np.linalg.LinAlgError:
-        raise PirlsError("the observed information at the conditional modes is not "
+        raise PirlsError(f"the {information} information at the conditional modes is not "
                          "positive definite") from None
     return PirlsResult(u, b if joint else beta, eta, mu, factor, neg2ll, iteration)

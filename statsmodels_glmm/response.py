@@ -28,6 +28,29 @@ _TINY = np.finfo(float).tiny
 _ETA_MAX = 700.0
 
 
+# counts above this get log(a / b) as log1p((a − b) / b) in the deviance form of the
+# likelihood: a count x multiplies the ~1e-16 rounding of log(a / b)
+_LARGE_COUNT = 1e3
+
+
+def _xlog_ratio(x, a, log_a, b, large, diff=None):
+    """x · log(a / b) for counts x ≥ 0, with b > 0 and a > 0 where x > 0.
+
+    ``a`` is data, ``log_a`` its log, precomputed; both must be finite where x = 0
+    (e.g. a = 1), which then gives 0. At the indices ``large`` (x > _LARGE_COUNT)
+    the ratio is taken as log1p of the relative difference, ``diff`` = a − b if
+    given (better when a and b are themselves rounded differences such as 1 − y),
+    or a plain log far from 1.
+    """
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        out = x * (log_a - np.log(b))
+        if large.size:
+            al, bl = a[large], b[large]
+            r = ((al - bl) if diff is None else diff[large]) / bl
+            out[large] = x[large] * np.where(r < -0.5, np.log(al / bl), np.log1p(r))
+    return out
+
+
 def family_name(family):
     """R's name of the family: binomial, poisson, Gamma, gaussian, inverse.gaussian."""
     names = {
@@ -142,8 +165,22 @@ class Response:
             self._binom_const = (special.gammaln(self._binom_n + 1)
                                  - special.gammaln(self._binom_k + 1)
                                  - special.gammaln(self._binom_n - self._binom_k + 1))
+            # −2 log p(y | μ = y), the saturated model (see neg2loglik_obs)
+            self._binom_sat = -2.0 * (self._binom_const + special.xlogy(self._binom_k, y)
+                                      + special.xlogy(self._binom_nk, 1.0 - y))
+            self._y_pos = np.where(self._binom_k > 0, y, 1.0)
+            self._ycomp_pos = np.where(self._binom_nk > 0, 1.0 - y, 1.0)
+            self._log_y_pos = np.log(self._y_pos)
+            self._log_ycomp_pos = np.log(self._ycomp_pos)
+            self._k_large = np.flatnonzero(self._binom_k > _LARGE_COUNT)
+            self._nk_large = np.flatnonzero(self._binom_nk > _LARGE_COUNT)
         elif self.name in ("poisson", "negative.binomial"):
             self._pois_const = special.gammaln(y + 1)
+            self._pois_sat = 2.0 * self.weights * (y - special.xlogy(y, y) + self._pois_const)
+            self._y_pos = np.where(y > 0, y, 1.0)
+            self._log_y_pos = np.log(self._y_pos)
+            self._y_large = np.flatnonzero(y > _LARGE_COUNT)
+            self._nb_sat = (None, None, None, None)
         self.estimate_alpha = bool(getattr(self.family, "estimate_alpha", False))
         self.nb_alpha = float(getattr(self.family, "alpha", 1.0))
 
@@ -279,6 +316,13 @@ class Response:
 
         Binomial follows R's ``binomial()$aic`` weighting rule, so the 0/1,
         proportion-with-weights and two-column forms agree.
+
+        Counts (Poisson, negative binomial, binomial with trials) are evaluated as
+        the unit deviance plus −2 log p(y_i | μ_i = y_i), the latter computed once:
+        y log μ and log y! are each ~1e7 for counts ~1e6 (~1e10 for 1e9 trials),
+        and their rounding, which would change from one evaluation to the next,
+        exceeds the tolerances of PIRLS and of the optimizer. The deviance form
+        has only the log of ratios near 1 (log1p), as lme4's deviance residuals.
         """
         y, w = self.y, self.weights
         # μ is clamped inside (0, 1) for the binomial and is positive for the
@@ -286,22 +330,31 @@ class Response:
         if self.name == "binomial":
             if self._bernoulli:  # one log per row: log μ or log(1 − μ)
                 return -2.0 * self.binom_mult * np.log(np.where(self._binom_k > 0, mu, 1.0 - mu))
-            ll = (self._binom_const + self._binom_k * np.log(mu)
-                  + self._binom_nk * np.log(1.0 - mu))
-            return -2.0 * self.binom_mult * ll
+            k, nk = self._binom_k, self._binom_nk
+            diff = mu - y if self._nk_large.size else None
+            dev = (_xlog_ratio(k, self._y_pos, self._log_y_pos, mu, self._k_large)
+                   + _xlog_ratio(nk, self._ycomp_pos, self._log_ycomp_pos, 1.0 - mu,
+                                 self._nk_large, diff))
+            return self.binom_mult * (2.0 * dev + self._binom_sat)
         if self.name == "poisson" or (self.name == "negative.binomial"
                                       and self.alpha(phi) == 0):
             # (the negative binomial's limit α → 0 is the Poisson)
-            # μ underflows to 0 for η < −745 (a diverging β): 0 · log 0 must stay 0
-            log_mu = np.log(mu) if self.link == "log" and mu.min(initial=1.0) > 0 \
-                else np.log(np.maximum(mu, _TINY))
-            return -2.0 * w * (y * log_mu - mu - self._pois_const)
+            m = np.maximum(mu, _TINY)
+            ylog = _xlog_ratio(y, self._y_pos, self._log_y_pos, m, self._y_large)
+            return 2.0 * w * (ylog - (y - mu)) + self._pois_sat
         if self.name == "negative.binomial":
-            a = self.alpha(phi)
-            r = 1.0 / a
-            ll = (special.gammaln(y + r) - special.gammaln(r) - self._pois_const
-                  + r * np.log(r / (r + mu)) + special.xlogy(y, mu / (r + mu)))
-            return -2.0 * w * ll
+            r = 1.0 / self.alpha(phi)
+            if self._nb_sat[0] != r:
+                sat = -2.0 * w * (special.gammaln(y + r) - special.gammaln(r)
+                                  - self._pois_const + r * np.log(r / (r + y))
+                                  + special.xlogy(y, y / (r + y)))
+                self._nb_sat = (r, sat, np.log(y + r), np.flatnonzero(y + r > _LARGE_COUNT))
+            _, sat, log_yr, yr_large = self._nb_sat
+            m = np.maximum(mu, _TINY)
+            diff = y - mu if yr_large.size else None
+            ylog = (_xlog_ratio(y, self._y_pos, self._log_y_pos, m, self._y_large)
+                    - _xlog_ratio(y + r, y + r, log_yr, mu + r, yr_large, diff))
+            return 2.0 * w * ylog + sat
         if self.name == "Gamma":
             shape = w / phi
             ll = (shape * np.log(shape * y / mu) - shape * y / mu - np.log(y)

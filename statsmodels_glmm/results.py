@@ -599,9 +599,12 @@ class GLMMResults(base.LikelihoodModelResults):
                          progress=progress)
 
     def is_singular(self, tol=1e-4):
-        """True if a diagonal element of a relative covariance factor is below ``tol``."""
-        lower = self.model.random_effects.theta_lower()
-        return bool(np.any(self.theta.to_numpy()[lower == 0] < tol))
+        """True if a diagonal element of a relative covariance factor is below ``tol``
+        (lme4's ``isSingular``), θ taken in the units of the covariates (a random
+        slope on ``x * 1e6`` is not singular because its θ is ~1e-6)."""
+        re = self.model.random_effects
+        theta = self.theta.to_numpy() * re.theta_scale()
+        return bool(np.any(theta[re.theta_lower() == 0] < tol))
 
     def ngroups(self):
         """Number of levels of each grouping factor."""

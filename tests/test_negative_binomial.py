@@ -89,7 +89,7 @@ def test_no_overdispersion_is_the_poisson_boundary(seed):
     pois = glmer("y ~ x + (1 | g)", data, family=sm.families.Poisson())
     assert np.isinf(res.nb_theta) and np.isnan(res.nb_theta_se)
     assert res.neg2llf == pytest.approx(pois.neg2llf, abs=1e-8)
-    np.testing.assert_allclose(res.bse, pois.bse, rtol=1e-6)
+    np.testing.assert_allclose(res.bse, pois.bse, rtol=1e-5)  # two separate optima
     assert "theta = 1/alpha (ML): inf (boundary" in str(res.summary())
     assert np.all(np.isfinite(res.confint("profile").iloc[:, :2]))
     assert len(res.bootstrap(2, seed=1).t) == 2
