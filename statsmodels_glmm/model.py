@@ -754,8 +754,6 @@ class GLMM(base.LikelihoodModel):
         # SDs of the effect of one unit of scale of each covariate (θ · scale)
         for term, T in zip(re.terms, re.factors(np.asarray(theta) * re.theta_scale())):
             sd = np.sqrt(np.diag(T @ T.T))
-            if not np.any(sd > limit):
-                continue
             y = resp.y if resp.name == "binomial" else np.minimum(resp.y, 1.0)
             low = np.bincount(term.refs, weights=(y > 0) * resp.weights,
                               minlength=term.n_levels) == 0
@@ -763,6 +761,15 @@ class GLMM(base.LikelihoodModel):
                                minlength=term.n_levels) == 0
             if resp.name != "binomial":  # counts have no upper bound
                 high[:] = False
+            # every level all-0 or all-1 (one with two or more trials), with an
+            # intercept in the term: the likelihood rises without bound in its SD
+            # whatever SD the approximation stopped at (8.4 with two observations
+            # per level), so this is exact where the SD limit is a heuristic
+            trials = np.bincount(term.refs, weights=resp.weights, minlength=term.n_levels)
+            separated = (resp.name == "binomial" and "(Intercept)" in term.cnames
+                         and np.all((low | high)[trials > 0]) and np.any(trials > 1))
+            if not (separated or np.any(sd > limit)):
+                continue
             bound = "all-0 or all-1 responses" if resp.name == "binomial" else "only zeros"
             warnings.warn(
                 f"the random-effect standard deviation of ({term.expr} | {term.group_name}) "

@@ -294,6 +294,139 @@ cases$inference <- list(
                       upper = I(confint(gm1, method = "Wald")[-1, 2]))
 )
 
+## ---- issue 11: degenerate data (lme4's own test cases and inputs shaped like real data)
+## Each entry: the data (written to tests/results/data), the call, lme4's and glmmTMB's
+## fits where they fit, and what lme4 said. The Python tests compare -2logLik with the
+## better of the two and check the warnings (tests/test_degenerate_reference.py).
+degenerate_entry <- function(formula, data, family, data_name, weights = NULL,
+                             tmb_family = family, tmb_args = list()) {
+  message("fitting degenerate ", data_name)
+  f <- as.formula(formula)
+  args <- list(formula = f, data = data, family = family)
+  if (!is.null(weights)) args$weights <- data[[weights]]
+  msgs <- character(0)
+  fit <- tryCatch(
+    withCallingHandlers(do.call(glmer, args),
+                        warning = function(w) { msgs <<- c(msgs, conditionMessage(w))
+                                                invokeRestart("muffleWarning") },
+                        message = function(m) { msgs <<- c(msgs, conditionMessage(m))
+                                                invokeRestart("muffleMessage") }),
+    error = function(e) e)
+  entry <- list(formula = formula, data = data_name, family = family$family,
+                link = family$link, weights = weights)
+  if (inherits(fit, "error")) {  # lme4 could not fit it: say so
+    entry$lme4 <- list(error = conditionMessage(fit), messages = I(msgs))
+  } else {
+    entry$lme4 <- list(neg2ll = -2 * as.numeric(logLik(fit)), fixef = as.list(fixef(fit)),
+                       se = I(as.numeric(sqrt(diag(as.matrix(vcov(fit)))))),
+                       theta = I(as.numeric(getME(fit, "theta"))),
+                       singular = isSingular(fit), messages = I(msgs))
+  }
+  targs <- c(list(formula = f, data = data, family = tmb_family), tmb_args)
+  if (!is.null(weights)) targs$weights <- data[[weights]]
+  tfit <- tryCatch(suppressWarnings(do.call(glmmTMB, targs)), error = function(e) NULL)
+  if (!is.null(tfit) && is.finite(logLik(tfit))) {
+    entry$glmmTMB <- list(neg2ll = -2 * as.numeric(logLik(tfit)),
+                          fixef = as.list(fixef(tfit)$cond),
+                          se = I(as.numeric(sqrt(diag(vcov(tfit)$cond)))))
+  }
+  write.csv(data, file.path(data_dir, paste0(data_name, ".csv")), row.names = FALSE)
+  entry
+}
+
+degenerate <- list()
+# lme4 tests/testcolonizer.R: a saturated Poisson design with three all-zero cells
+colonizer <- data.frame(
+  Plot = rep(1:6, each = 4),
+  homespecies = rep(c("T", "X"), each = 4, times = 3),
+  Treatment = rep(rep(c("Control", "Removal"), each = 2), 6),
+  respspecies = rep(c("C", "H"), 12),
+  colonizers = c(6, 0, 8, 0, 4, 0, 4, 2, 6, 0, 6, 0, 5, 0, 2, 5, 4, 0, 7, 0, 1, 0, 4, 10))
+colonizer$Plot <- factor(colonizer$Plot)
+degenerate$colonizer <- degenerate_entry(
+  "colonizers ~ Treatment * homespecies * respspecies + (1 | Plot)", colonizer, poisson(),
+  "colonizer")
+
+# lme4 tests/glmmExt.R: Gamma, Gaussian with log and inverse links, cloglog
+source(system.file("testdata/lme-tst-funs.R", package = "lme4", mustWork = TRUE))
+set.seed(101)
+gd <- gSim()
+ext <- list(
+  gm3B = list(gd, Gamma()),
+  ggl2 = list(gSim(dInitial = gd, family = Gamma(link = log)), Gamma(link = "log")),
+  gG2 = list(gSim(dInitial = gd, family = gaussian(link = log), sd = 2),
+             gaussian(link = "log")),
+  gGi2 = list(gSim(dInitial = gd, family = gaussian(link = inverse), sd = 0.01),
+              gaussian(link = "inverse")))
+dBc <- gd
+dBc$eta <- gd$eta - 5
+ext$gBc2 <- list(gSim(dInitial = dBc, nbinom = 1, family = binomial(link = "cloglog")),
+                 binomial(link = "cloglog"))
+for (nm in names(ext)) {
+  dat <- ext[[nm]][[1]][, c("block", "x", "y")]
+  degenerate[[nm]] <- degenerate_entry("y ~ x + (1 | block)", dat, ext[[nm]][[2]],
+                                       paste0("glmmExt_", nm))
+}
+
+# huge counts: Poisson means ~1e6, binomial with ~1e9 trials
+set.seed(2024)
+g30 <- rep(sprintf("g%02d", 1:30), each = 10)
+hp <- data.frame(g = g30, x = round(rnorm(300), 4))
+hp$y <- rpois(300, exp(13.8 + 0.3 * hp$x + rnorm(30, 0, 0.5)[as.integer(factor(hp$g))]))
+degenerate$huge_poisson <- degenerate_entry("y ~ x + (1 | g)", hp, poisson(), "huge_poisson")
+set.seed(2025)
+g40 <- rep(sprintf("g%02d", 1:40), each = 8)
+hb <- data.frame(g = g40, x = round(rnorm(320), 4),
+                 n = round(runif(320, 5e8, 2e9)))
+hb$k <- rbinom(320, hb$n, plogis(-0.5 + 0.2 * hb$x + rnorm(40, 0, 0.4)[
+  as.integer(factor(hb$g))]))
+degenerate$huge_binomial <- degenerate_entry("cbind(k, n - k) ~ x + (1 | g)", hb, binomial(),
+                                             "huge_binomial")
+
+# a random slope on a covariate in the units of 1e6 (lme4 asks to rescale)
+set.seed(303)
+sl <- data.frame(g = rep(sprintf("g%02d", 1:20), each = 12), x = round(rnorm(240), 4))
+bs <- cbind(rnorm(20, 0, 0.5), rnorm(20, 0, 0.25))
+gi <- as.integer(factor(sl$g))
+sl$y <- rpois(240, exp(1 + 0.3 * sl$x + bs[gi, 1] + bs[gi, 2] * sl$x))
+sl$xbig <- sl$x * 1e6
+degenerate$slope_unscaled <- degenerate_entry("y ~ x + (1 + x | g)", sl, poisson(),
+                                              "slope_scale")
+degenerate$slope_1e6 <- degenerate_entry("y ~ xbig + (1 + xbig | g)", sl, poisson(),
+                                         "slope_scale")
+
+# every group all-0 or all-1: the variance diverges (lme4 reports convergence)
+set.seed(7)
+dv <- data.frame(g = rep(sprintf("g%02d", 1:20), each = 10), x = round(rnorm(200), 4))
+gy <- c(0, 1, rbinom(18, 1, 0.5))
+dv$y <- gy[as.integer(factor(dv$g))]
+degenerate$diverging <- degenerate_entry("y ~ x + (1 | g)", dv, binomial(), "diverging")
+
+# counts without overdispersion: the NB shape goes to infinity (glmmTMB nbinom2, lme4
+# Poisson as the limit)
+set.seed(11)
+eq <- data.frame(g = rep(sprintf("g%02d", 1:40), each = 10), x = round(rnorm(400), 4))
+eq$y <- rpois(400, exp(0.5 + 0.3 * eq$x + rnorm(40, 0, 0.4)[as.integer(factor(eq$g))]))
+degenerate$equidispersed <- degenerate_entry("y ~ x + (1 | g)", eq, poisson(),
+                                             "equidispersed", tmb_family = nbinom2())
+
+# a negative binomial with its shape fixed (alpha = 0.5): SEs against glmmTMB with the
+# dispersion mapped out
+degenerate$nb_fixed_alpha <- degenerate_entry(
+  "y ~ x + (1 | g)", nbd, MASS::negative.binomial(theta = 2), "negbin_fixed",
+  tmb_family = nbinom2(), tmb_args = list(start = list(betad = log(2)),
+                                          map = list(betad = factor(NA))))
+
+# a singular fit: no between-group variation (the first seed where lme4 says so)
+for (seed in 1:100) {
+  set.seed(seed)
+  sg <- data.frame(g = rep(sprintf("g%02d", 1:10), each = 30), x = round(rnorm(300), 4))
+  sg$y <- rpois(300, exp(1 + 0.3 * sg$x))
+  if (isSingular(glmer(y ~ x + (1 | g), sg, poisson))) break
+}
+degenerate$singular <- degenerate_entry("y ~ x + (1 | g)", sg, poisson(), "singular")
+cases$degenerate <- degenerate
+
 meta <- list(
   generated_by = "tests/results/make_reference.R",
   r_version = R.version.string,
