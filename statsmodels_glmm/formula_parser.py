@@ -11,14 +11,10 @@ formula engine.
 from dataclasses import dataclass, field
 import re
 
-import numpy as np
 from patsy import PatsyError
 
-__all__ = ["BarTerm", "ParsedFormula", "parse_formula", "split_top_level", "R_FUNCTIONS"]
+__all__ = ["BarTerm", "ParsedFormula", "parse_formula", "split_top_level"]
 
-# Names available in formulas besides the caller's variables, so that R users can
-# write offset(log(t)) as in lme4.
-R_FUNCTIONS = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "np": np}
 
 
 @dataclass(frozen=True)
@@ -179,6 +175,10 @@ def _column_name(text):
     quoted = re.fullmatch(r"""Q\(\s*(["'])(.+)\1\s*\)|`([^`]+)`""", text)
     if quoted:
         return quoted.group(2) or quoted.group(3)
+    # (1 | factor(g)): a grouping factor is a factor already
+    wrapped = re.fullmatch(r"(?:factor|as\.factor|as\.character|as_factor)\((.+)\)", text)
+    if wrapped:
+        return _column_name(wrapped.group(1).strip())
     return text if text.replace("_", "").replace(".", "").isalnum() else ""
 
 

@@ -148,6 +148,7 @@ def referenced_columns(text, columns):
     """Columns of the data that an expression names (as identifiers or in Q("..."))."""
     names = set(re.findall(r"""Q\(\s*["']([^"']+)["']\s*\)""", text))
     names.update(re.findall(r"`([^`]+)`", text))
+    names.update(re.findall(r"[A-Za-z.][A-Za-z0-9._]*", text))  # R's dotted names
     try:
         tokens = tokenize.generate_tokens(StringIO(text).readline)
         names.update(tok.string for tok in tokens if tok.type == tokenize.NAME)

@@ -43,7 +43,7 @@ from threadpoolctl import ThreadpoolController
 from .blocked_cholesky import PenalizedSystem
 from .design import analyse_design
 from .exceptions import BoundaryWarning, SingularFitWarning
-from .formula_parser import R_FUNCTIONS, parse_formula, split_top_level
+from .formula_parser import parse_formula, split_top_level
 from .frame import (
     RESPONSE_COLUMN,
     binary_response,
@@ -58,6 +58,7 @@ from .frame import (
 from .optimizer import bobyqa
 from .pirls import PirlsError, damped_factor, pirls
 from .quadrature import agq_deviance
+from .r_formula import R_NAMESPACE, has_formula_dot, translate_formula
 from .re_terms import RandomEffects, RandomEffectsTerm, build_random_effects, group_codes
 from .response import Response, family_name, has_dispersion
 from .validation import (
@@ -119,10 +120,20 @@ def _blas_limits(threads):
 def _caller_namespace(depth):
     """The variables visible ``depth`` frames up, as a formula evaluation env."""
     frame = sys._getframe(depth + 1)
-    namespace = dict(R_FUNCTIONS)
-    namespace.update(frame.f_globals)
+    namespace = dict(frame.f_globals)
     namespace.update(frame.f_locals)
     return namespace
+
+
+def _check_proportion(parsed, family, weights):
+    """lme4's proportion response ``y/n`` needs ``weights=n`` (the trials)."""
+    if parsed.cbind is not None or weights is not None:
+        return
+    if family_name(family) == "binomial" and len(split_top_level(parsed.lhs, "/")) == 2:
+        trials = split_top_level(parsed.lhs, "/")[1][1]
+        raise ValueError(f"the proportion response {parsed.lhs!r} needs weights={trials} "
+                         "(the number of trials), as in lme4; or write "
+                         f"cbind(successes, failures)")
 
 
 class GLMM(base.LikelihoodModel):
@@ -321,6 +332,7 @@ class GLMM(base.LikelihoodModel):
         family = check_family(family)
         if eval_env is None:
             eval_env = _caller_namespace(1)
+        eval_env = {**eval_env, **R_NAMESPACE}  # the formula is in R's language
         parsed = parse_formula(formula)
         if not parsed.bars:
             raise PatsyError(
@@ -334,12 +346,15 @@ class GLMM(base.LikelihoodModel):
         duplicated = frame.columns[frame.columns.duplicated()]
         if len(duplicated):
             raise ValueError(f"data has duplicated column names: {sorted(set(duplicated))}")
-        used = referenced_columns(formula, frame.columns)
+        used = (list(frame.columns) if has_formula_dot(parsed.fixed_rhs)
+                else referenced_columns(formula, frame.columns))
         frame = normalize_columns(frame, used)
         check_values(frame, used, missing)
         check_covariate_dtypes(frame, parsed.fixed_rhs, "the fixed effects")
         for bar in parsed.bars:
             check_covariate_dtypes(frame, bar.expr, f"random-effects term {bar}")
+        _check_proportion(parsed, family, weights)
+        parsed = translate_formula(parsed, frame)
         fixed_formula = parsed.fixed_formula
         if parsed.cbind is None and len(split_top_level(parsed.lhs, "+")) == 1:
             response = evaluate_response(parsed.lhs, frame, eval_env)

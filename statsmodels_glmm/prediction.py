@@ -11,8 +11,9 @@ import pandas as pd
 from patsy import EvalEnvironment, PatsyError, dmatrix
 from scipy import stats
 
-from .formula_parser import R_FUNCTIONS, parse_formula
+from .formula_parser import parse_formula
 from .frame import prepare_newdata
+from .r_formula import R_NAMESPACE
 
 __all__ = ["select_terms", "fixed_design", "linear_predictor", "simulate_response",
            "PredictionResults"]
@@ -47,7 +48,7 @@ def _offset_for(model, frame, offset):
     total = np.zeros(len(frame))
     if offset is not None:
         total += np.asarray(offset, dtype=float)
-    env = EvalEnvironment([dict(R_FUNCTIONS)])
+    env = EvalEnvironment([R_NAMESPACE])
     for expr in getattr(model, "offset_exprs", []):
         mat = dmatrix(f"0 + I({expr})", frame, eval_env=env, NA_action="drop",
                       return_type="dataframe")

@@ -13,14 +13,15 @@ follows that order, not the formula's.
 """
 
 from dataclasses import dataclass
-import re as re_module
 
 import numpy as np
 import pandas as pd
 from patsy import EvalEnvironment, PatsyError, build_design_matrices, dmatrix
 import scipy.sparse as sp
 
+from .frame import referenced_columns
 from .levels import factor_codes, lookup_codes
+from .r_formula import R_NAMESPACE
 
 __all__ = ["RandomEffectsTerm", "RandomEffects", "build_random_effects", "group_codes"]
 
@@ -146,7 +147,8 @@ class RandomEffectsTerm:
 
     def _design(self):
         if self.design_info is None and getattr(self, "template", None) is not None:
-            self.design_info = dmatrix(self.expr, self.template, NA_action="raise").design_info
+            self.design_info = dmatrix(self.expr, self.template, NA_action="raise",
+                                       eval_env=EvalEnvironment([R_NAMESPACE])).design_info
         return self.design_info
 
     def covariates_for(self, frame):
@@ -327,8 +329,7 @@ def build_random_effects(bars, frame, eval_env=None):
     for bar in bars:
         z, cnames, design_info = _covariate_matrix(bar, frame, eval_env)
         refs, levels = group_codes(frame, bar.factors)
-        names = set(re_module.findall(r"[A-Za-z_][A-Za-z0-9_.]*", bar.expr))
-        template = frame[[c for c in frame.columns if c in names]].copy()
+        template = frame[referenced_columns(bar.expr, frame.columns)].copy()
         terms.append(RandomEffectsTerm(bar.group_name, cnames, bar.expr, refs, levels, z,
                                        bar.factors, design_info, template))
     return RandomEffects(terms)

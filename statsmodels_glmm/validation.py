@@ -25,12 +25,16 @@ _FAMILY_NAMES = {
     "inverse_gaussian": fam.InverseGaussian, "negative.binomial": fam.NegativeBinomial,
     "negativebinomial": fam.NegativeBinomial,
 }
-# links R's families accept (okLinks), plus statsmodels' loglog for the binomial
+# Links whose mean range fits the family: R's okLinks, statsmodels' loglog and the
+# links lme4's own tests fit (binomial identity; any monotone link for the Gaussian,
+# whose mean is unrestricted). Refused: an inverse or log-complement link for a
+# probability, a logit for a count, and other links that cannot span the mean range.
+_BOUNDED_LINKS = ("logit", "probit", "cauchit", "cloglog", "loglog", "cdf")
 _FAMILY_LINKS = {
-    fam.Binomial: ("logit", "probit", "cauchit", "cloglog", "loglog", "log", "cdf"),
+    fam.Binomial: _BOUNDED_LINKS + ("log", "identity"),
     fam.Poisson: ("log", "identity", "sqrt"),
     fam.Gamma: ("inverse", "identity", "log"),
-    fam.Gaussian: ("identity", "log", "inverse"),
+    fam.Gaussian: ("identity", "log", "inverse", "sqrt") + _BOUNDED_LINKS,
     fam.InverseGaussian: ("1/mu^2", "inverse", "identity", "log"),
     fam.NegativeBinomial: ("log", "identity", "sqrt"),
 }
