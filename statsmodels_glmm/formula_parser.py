@@ -74,7 +74,8 @@ class ParsedFormula:
     def fixed_formula(self):
         """The fixed-effects formula in statsmodels syntax (no bars, no cbind)."""
         if self.cbind is not None:
-            lhs = " + ".join(f"I({part})" for part in self.cbind)
+            # r_I: patsy's I() under a name no data column takes (a column "I" would)
+            lhs = " + ".join(f"r_I({part})" for part in self.cbind)
         else:
             lhs = self.lhs
         return f"{lhs} ~ {self.fixed_rhs}"

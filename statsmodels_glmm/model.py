@@ -21,6 +21,7 @@ linear mixed model, fitted exactly by the profiled (RE)ML criterion of ``lmer``.
 
 import contextlib
 import copy
+import dataclasses
 from re import search as re_search
 import sys
 import threading
@@ -210,6 +211,33 @@ class GLMM(base.LikelihoodModel):
         self.df_resid = self.nobs - self.k_fe - self.k_extra
         self._init_keys.extend(["random_effects", "family", "offset", "weights"])
 
+    # -- pickling --------------------------------------------------------------------
+    def __getstate__(self):
+        """statsmodels rebuilds a formula model's design on unpickling by evaluating
+        the formula in guessed stack frames, where R's functions of the translated
+        formula (factor, poly, scale ...) are not found; the design is rebuilt
+        here instead, in R_NAMESPACE."""
+        state = self.__dict__.copy()
+        data = state.get("data")
+        if data is not None and "model_spec" in vars(data):
+            # a shallow copy without statsmodels' own (get/set)state round trip
+            fields = {k: v for k, v in vars(data).items() if k != "model_spec"}
+            data = object.__new__(type(data))
+            data.__dict__.update(fields, restore_r_model_spec=True)
+            state["data"] = data
+        return state
+
+    def __setstate__(self, state):
+        data = state.get("data")
+        if data is not None and vars(data).pop("restore_r_model_spec", False):
+            from statsmodels.formula._manager import FormulaManager
+
+            manager = FormulaManager()
+            manager.get_matrices(data.formula, data.frame, eval_env=dict(R_NAMESPACE),
+                                 pandas=True)
+            data.model_spec = manager.spec
+        self.__dict__.update(state)
+
     # -- construction -----------------------------------------------------------
     def _single_term(self, groups, exog_re):
         groups = pd.Series(np.asarray(groups, dtype=object))
@@ -387,7 +415,7 @@ class GLMM(base.LikelihoodModel):
             total_offset += extra["offset"][frame_rows]
         for expr in parsed.offsets:
             values = np.asarray(
-                dmatrix(f"0 + I({expr})", frame, eval_env=env, NA_action="raise")
+                dmatrix(f"0 + r_I({expr})", frame, eval_env=env, NA_action="raise")
             ).ravel()
             if not np.all(np.isfinite(values)):
                 raise ValueError(f"offset({expr}) has infinite values in "
@@ -403,6 +431,11 @@ class GLMM(base.LikelihoodModel):
             parsed_formula=parsed, endog_label=parsed.lhs,
             eval_env=eval_env, **kwargs)
         mod.formula_full = formula
+        # what update() needs to refit as lme4 does: the data as given, not the rows
+        # this model kept (another formula may use other columns)
+        mod.source = {"data": data, "subset": subset, "weights": weights, "offset": offset,
+                      "missing": missing}
+        mod._data_attr.append("source")  # remove_data() drops it
         mod.row_labels = keep
         mod.offset_exprs = list(parsed.offsets)
         mod.explicit_offset = (None if extra["offset"] is None
@@ -416,7 +449,7 @@ class GLMM(base.LikelihoodModel):
         env = EvalEnvironment([eval_env])
         frame = frame.assign(__row__=np.arange(len(frame)))
         ok = pd.Series(True, index=frame.index)
-        pieces = [fixed_formula] + [f"0 + I({e})" for e in parsed.offsets]
+        pieces = [fixed_formula] + [f"0 + r_I({e})" for e in parsed.offsets]
         try:
             with np.errstate(all="ignore"):
                 for i, piece in enumerate(pieces):
@@ -928,6 +961,7 @@ class GLMM(base.LikelihoodModel):
             # ftol 1e-8 on −2ℓ (and 1e-7 SE in β): ~1e-6 from the optimum at worst
             opt = bobyqa(objective_z, pz0, lower2, steps, ftol_abs=1e-8, xtol_abs=1e-7,
                          maxeval=maxfun)
+            opt = self._restart_edge(objective_z, opt, lower2, steps, maxfun)
             history["stage2_nfev"] = opt.nfev
             pz = opt.x.copy()
             pz[:k] = self._boundary(pz[:k], lambda t: objective_z(
@@ -985,6 +1019,30 @@ class GLMM(base.LikelihoodModel):
         fit["vcov_conditional"] = self._conditional_vcov(theta, beta, phi, modes.u)
         fit["vcov"], fit["cov_type"] = self._choose_vcov(fit, use_hessian)
         return fit
+
+    def _restart_edge(self, objective, opt, lower, steps, maxfun, edge=1e-4):
+        """Restart once from off the boundary when the optimum has a θ diagonal
+        element at 0 (a singular covariance), keeping the better optimum.
+
+        With several random effects per level the deviance surface has ridges
+        along the boundary: started from the nAGQ=0 solution the optimizer can
+        settle with one variance at 0 when another configuration (a different
+        element at 0, or none) is better (cf. lme4's ``restart_edge``). The restart
+        is from lme4's starting θ (identity factors, in the covariates' units; an
+        element at 0 leaves the sign of its column's correlations arbitrary, so
+        restarting nearby stays in the same basin), the other parameters where
+        they are.
+        """
+        k = self.k_theta
+        at_edge = (lower[:k] == 0) & (opt.x[:k] < edge)
+        if not at_edge.any():
+            return opt
+        start = opt.x.copy()
+        start[:k] = self.random_effects.theta_start()
+        second = bobyqa(objective, start, lower, steps, ftol_abs=1e-8, xtol_abs=1e-7,
+                        maxeval=maxfun)
+        best = second if second.fun < opt.fun - 1e-8 else opt
+        return dataclasses.replace(best, nfev=opt.nfev + second.nfev)
 
     @staticmethod
     def _gradient_and_curvature(fun, x, step):

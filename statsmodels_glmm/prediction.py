@@ -50,7 +50,7 @@ def _offset_for(model, frame, offset):
         total += np.asarray(offset, dtype=float)
     env = EvalEnvironment([R_NAMESPACE])
     for expr in getattr(model, "offset_exprs", []):
-        mat = dmatrix(f"0 + I({expr})", frame, eval_env=env, NA_action="drop",
+        mat = dmatrix(f"0 + r_I({expr})", frame, eval_env=env, NA_action="drop",
                       return_type="dataframe")
         total += mat.reindex(frame.index).to_numpy(dtype=float).ravel()
     return total

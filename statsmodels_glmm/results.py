@@ -504,27 +504,40 @@ class GLMMResults(base.LikelihoodModelResults):
         return model.fit(**kwargs)
 
     def update(self, formula=None, **kwargs):
-        """Refit with a new formula (or other arguments) on the same data.
+        """Refit with a changed formula or arguments (lme4's ``update``).
 
         Parameters
         ----------
         formula : str, optional
-            The new lme4-style formula (default: the current one).
+            The new formula, where ``.`` stands for the current left- or
+            right-hand side as in R's ``update.formula``: ``". ~ . - x"``,
+            ``". ~ . + (1 | h)"``, ``"~ . + x:z"``, ``". ~ . - (1 | g)"``.
         **kwargs
-            ``family``, ``weights``, ``nAGQ``, ``reml`` ... override the current
-            values.
+            ``data``, ``subset``, ``family``, ``weights``, ``offset``, ``nAGQ``,
+            ``reml`` ... replace the current values; the rest are kept.
         """
         from .model import glmer
+        from .r_formula import update_formula
 
         model = self.model
         if not hasattr(model, "formula_full"):
             raise ValueError("update needs a model created from a formula")
-        args = {"family": model.family, "weights": model.weights, "nAGQ": self.nAGQ,
-                "offset": getattr(model, "explicit_offset", None)}
+        new_formula = model.formula_full
+        if formula is not None:
+            new_formula = update_formula(model.formula_full, formula) if "." in formula \
+                else formula
+        source = getattr(model, "source", None)
+        if source is None and "data" not in kwargs:
+            raise ValueError("update needs the data the model was fitted to, which were "
+                             "removed (remove_data): pass data=")
+        args = {"family": model.family, "nAGQ": self.nAGQ, **(source or {})}
+        if "data" in kwargs and "subset" not in kwargs:
+            args["subset"] = None  # a new data set: the old row selection does not apply
         if model.is_lmm:
             args["reml"] = self.reml
         args.update(kwargs)
-        return glmer(formula or model.formula_full, model.data.frame, **args)
+        data = args.pop("data")
+        return glmer(new_formula, data, **args)
 
     def get_me(self, name):
         """Components of the fit by lme4's ``getME`` names.

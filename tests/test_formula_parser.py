@@ -17,7 +17,7 @@ def test_fixed_and_random_parts():
 def test_cbind_response():
     p = parse_formula("cbind(incidence, size - incidence) ~ period + (1 | herd)")
     assert p.cbind == ("incidence", "size - incidence")
-    assert p.fixed_formula == "I(incidence) + I(size - incidence) ~ period"
+    assert p.fixed_formula == "r_I(incidence) + r_I(size - incidence) ~ period"
 
 
 def test_double_bar_expands_to_independent_terms():

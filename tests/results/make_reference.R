@@ -427,6 +427,110 @@ for (seed in 1:100) {
 degenerate$singular <- degenerate_entry("y ~ x + (1 | g)", sg, poisson(), "singular")
 cases$degenerate <- degenerate
 
+## ---- issue 12: formulas as lme4 users write them --------------------------------------
+## Each formula is given to our glmer() verbatim; the tests compare -2logLik, the
+## population-level linear predictor (predict(re.form = NA): the same model and
+## coefficients whatever the column names), the number of fixed effects and the
+## random-effect SDs.
+formula_entry <- function(formula, data, family, data_name, weights = NULL) {
+  message("fitting formula ", formula)
+  args <- list(formula = as.formula(formula), data = data, family = family)
+  if (!is.null(weights)) args$weights <- data[[weights]]
+  fit <- suppressMessages(suppressWarnings(do.call(glmer, args)))
+  vc <- as.data.frame(VarCorr(fit))
+  list(formula = formula, data = data_name, family = family$family, link = family$link,
+       weights = weights, neg2ll = -2 * as.numeric(logLik(fit)),
+       n_fixef = length(fixef(fit)), fixef_names = I(names(fixef(fit))),
+       linpred = I(as.numeric(predict(fit, re.form = NA))),
+       sdcor = I(vc$sdcor[is.na(vc$var2)]))
+}
+
+set.seed(1212)
+nf <- 240
+fd <- data.frame(
+  g = rep(sprintf("s%02d", 1:24), each = 10),
+  x = round(rnorm(nf), 3),
+  z = round(runif(nf, 1, 5), 3),
+  year = rep(2001:2004, length.out = nf),
+  geno = sample(c("WT", "mutant", "Het"), nf, replace = TRUE),
+  treat = sample(c("a", "b", "c"), nf, replace = TRUE),
+  flag = sample(c(TRUE, FALSE), nf, replace = TRUE),
+  n = sample(5:15, nf, replace = TRUE),
+  check.names = FALSE)
+fd$site.index <- round(rnorm(nf), 3)
+fd$`silly period` <- sample(c("early", "late"), nf, replace = TRUE)
+fd$I <- round(rnorm(nf), 3)  # a column named like a formula function
+gi <- as.integer(factor(fd$g))
+eta <- -0.3 + 0.5 * fd$x + 0.3 * (fd$geno == "mutant") + rnorm(24, 0, 0.6)[gi]
+fd$count <- rpois(nf, exp(0.5 + 0.2 * fd$x + 0.1 * (fd$year - 2000) + rnorm(24, 0, 0.4)[gi]))
+fd$k <- rbinom(nf, fd$n, plogis(eta))
+fd$prop <- fd$k / fd$n
+fd$y <- rbinom(nf, 1, plogis(eta))
+write.csv(fd, file.path(data_dir, "formulas.csv"), row.names = FALSE)
+
+fm <- list(
+  prop_weights = list("k/n ~ x + (1 | g)", binomial(), "n"),
+  cbind_arith = list("cbind(k, n - k) ~ x + I(x^2) + (1 | g)", binomial(), NULL),
+  power_in_I_integer = list("count ~ I((year - 2000)^2) + x + (1 | g)", poisson(), NULL),
+  interaction_power = list("y ~ (x + geno + treat)^2 + (1 | g)", binomial(), NULL),
+  power_outside_I = list("y ~ x^2 + geno + (1 | g)", binomial(), NULL),
+  in_operator = list("y ~ geno + x %in% geno + (1 | g)", binomial(), NULL),
+  minus_one = list("y ~ geno - 1 + x + (1 | g)", binomial(), NULL),
+  plus_zero = list("y ~ 0 + treat + x + (1 | g)", binomial(), NULL),
+  minus_term = list("y ~ x * geno - geno + (1 | g)", binomial(), NULL),
+  backtick = list("y ~ `silly period` + x + (1 | g)", binomial(), NULL),
+  dotted_name = list("y ~ site.index + x + (1 | g)", binomial(), NULL),
+  column_named_I = list("y ~ I + I(x^2) + (1 | g)", binomial(), NULL),
+  factor_call = list("count ~ factor(year) + x + (1 | g)", poisson(), NULL),
+  as_factor = list("count ~ as.factor(year) + x + (1 | g)", poisson(), NULL),
+  relevel = list("y ~ relevel(factor(geno), ref = \"WT\") + x + (1 | g)", binomial(), NULL),
+  factor_levels = list("y ~ factor(treat, levels = c(\"c\", \"b\", \"a\")) + (1 | g)",
+                       binomial(), NULL),
+  scale_default = list("y ~ scale(z) + (1 | g)", binomial(), NULL),
+  scale_args = list("y ~ scale(z, center = FALSE) + scale(x, scale = FALSE) + (1 | g)",
+                    binomial(), NULL),
+  poly_orthogonal = list("y ~ poly(z, 2) + (1 | g)", binomial(), NULL),
+  poly_raw = list("y ~ poly(z, 2, raw = TRUE) + (1 | g)", binomial(), NULL),
+  math_functions = list("count ~ log(z) + sqrt(z) + exp(x / 5) + log1p(z) + log10(z) + (1 | g)",
+                        poisson(), NULL),
+  offset_term = list("count ~ x + offset(log(z)) + (1 | g)", poisson(), NULL),
+  logical_predictor = list("y ~ flag + x + (1 | g)", binomial(), NULL),
+  character_baseline = list("y ~ geno + (1 | g)", binomial(), NULL),
+  cut_breaks = list("y ~ cut(z, breaks = c(1, 2, 3.5, 5)) + (1 | g)", binomial(), NULL),
+  natural_spline = list("y ~ splines::ns(z, df = 3) + (1 | g)", binomial(), NULL),
+  b_spline = list("y ~ splines::bs(z, df = 4) + (1 | g)", binomial(), NULL),
+  re_log = list("count ~ x + (log(z) | g)", poisson(), NULL),
+  re_poly = list("y ~ x + (poly(x, 2) | g)", binomial(), NULL),
+  re_factor_slope = list("y ~ treat + (0 + treat | g)", binomial(), NULL),
+  # lme4 1.1-31 cannot evaluate factor() in a grouping term; we can: same model
+  re_factor_group = list("y ~ x + (1 | year)", binomial(), NULL,
+                         "y ~ x + (1 | factor(year))"),
+  re_dummy = list("y ~ treat + (1 | g) + (0 + dummy(treat, \"b\") | g)", binomial(), NULL),
+  dot_all = list("count ~ . + (1 | g)", poisson(), NULL)
+)
+formula_cases <- list()
+dot_data <- fd[, c("count", "x", "z", "g")]
+for (nm in names(fm)) {
+  spec <- fm[[nm]]
+  dat <- if (nm == "dot_all") dot_data else fd
+  formula_cases[[nm]] <- formula_entry(spec[[1]], dat, spec[[2]],
+                                       if (nm == "dot_all") "formulas_dot" else "formulas",
+                                       weights = spec[[3]])
+  if (length(spec) > 3) formula_cases[[nm]]$python <- spec[[4]]
+}
+write.csv(dot_data, file.path(data_dir, "formulas_dot.csv"), row.names = FALSE)
+# update(): . ~ . - x and . ~ . + (1 | h) on the fitted model
+base_fit <- glmer(y ~ x + geno + (1 | g), fd, binomial)
+formula_cases$update_minus <- list(
+  base = "y ~ x + geno + (1 | g)", update = ". ~ . - x", data = "formulas",
+  family = "binomial", link = "logit",
+  neg2ll = -2 * as.numeric(logLik(update(base_fit, . ~ . - x))))
+formula_cases$update_plus_bar <- list(
+  base = "y ~ x + geno + (1 | g)", update = ". ~ . + (1 | treat)", data = "formulas",
+  family = "binomial", link = "logit",
+  neg2ll = -2 * as.numeric(logLik(update(base_fit, . ~ . + (1 | treat)))))
+cases$formulas <- formula_cases
+
 meta <- list(
   generated_by = "tests/results/make_reference.R",
   r_version = R.version.string,
