@@ -30,7 +30,7 @@ class BlockDiagonalFactor:
     def __init__(self, blocks):
         self.size = blocks.shape[1]
         if self.size == 1:
-            if not np.all(blocks > 0):  # as np.linalg.cholesky for S > 1
+            if not blocks.min() > 0:  # as np.linalg.cholesky for S > 1 (and for NaN)
                 raise np.linalg.LinAlgError("matrix is not positive definite")
             self.L = np.sqrt(blocks)
         else:

@@ -174,6 +174,14 @@ class Response:
             self._log_ycomp_pos = np.log(self._ycomp_pos)
             self._k_large = np.flatnonzero(self._binom_k > _LARGE_COUNT)
             self._nk_large = np.flatnonzero(self._binom_nk > _LARGE_COUNT)
+            # the deviance form expanded, −2 m k log μ − 2 m (n − k) log(1 − μ) + const,
+            # for the rows with small counts (fewer passes over the data); the rows
+            # with large counts are recomputed in the deviance form
+            mult2 = 2.0 * self.binom_mult
+            self._binom_a, self._binom_b = mult2 * self._binom_k, mult2 * self._binom_nk
+            self._binom_c = (self._binom_a * self._log_y_pos + self._binom_b * self._log_ycomp_pos
+                             + self.binom_mult * self._binom_sat)
+            self._binom_large = np.union1d(self._k_large, self._nk_large)
         elif self.name in ("poisson", "negative.binomial"):
             self._pois_const = special.gammaln(y + 1)
             self._pois_sat = 2.0 * self.weights * (y - special.xlogy(y, y) + self._pois_const)
@@ -181,6 +189,10 @@ class Response:
             self._log_y_pos = np.log(self._y_pos)
             self._y_large = np.flatnonzero(y > _LARGE_COUNT)
             self._nb_sat = (None, None, None, None)
+            # the deviance form expanded for small counts: 2w μ − 2w y log μ + const
+            self._pois_a = 2.0 * self.weights * y
+            self._pois_b = 2.0 * self.weights
+            self._pois_c = self._pois_a * (self._log_y_pos - 1.0) + self._pois_sat
         self.estimate_alpha = bool(getattr(self.family, "estimate_alpha", False))
         self.nb_alpha = float(getattr(self.family, "alpha", 1.0))
 
@@ -330,18 +342,27 @@ class Response:
         if self.name == "binomial":
             if self._bernoulli:  # one log per row: log μ or log(1 − μ)
                 return -2.0 * self.binom_mult * np.log(np.where(self._binom_k > 0, mu, 1.0 - mu))
-            k, nk = self._binom_k, self._binom_nk
-            diff = mu - y if self._nk_large.size else None
-            dev = (_xlog_ratio(k, self._y_pos, self._log_y_pos, mu, self._k_large)
-                   + _xlog_ratio(nk, self._ycomp_pos, self._log_ycomp_pos, 1.0 - mu,
-                                 self._nk_large, diff))
-            return self.binom_mult * (2.0 * dev + self._binom_sat)
+            out = self._binom_c - self._binom_a * np.log(mu) - self._binom_b * np.log1p(-mu)
+            if self._binom_large.size:
+                idx = self._binom_large
+                k, nk, m = self._binom_k[idx], self._binom_nk[idx], mu[idx]
+                dev = (_xlog_ratio(k, self._y_pos[idx], self._log_y_pos[idx], m,
+                                   np.flatnonzero(k > _LARGE_COUNT))
+                       + _xlog_ratio(nk, self._ycomp_pos[idx], self._log_ycomp_pos[idx],
+                                     1.0 - m, np.flatnonzero(nk > _LARGE_COUNT), m - y[idx]))
+                out[idx] = self.binom_mult[idx] * (2.0 * dev + self._binom_sat[idx])
+            return out
         if self.name == "poisson" or (self.name == "negative.binomial"
                                       and self.alpha(phi) == 0):
             # (the negative binomial's limit α → 0 is the Poisson)
-            m = np.maximum(mu, _TINY)
-            ylog = _xlog_ratio(y, self._y_pos, self._log_y_pos, m, self._y_large)
-            return 2.0 * w * (ylog - (y - mu)) + self._pois_sat
+            m = mu if mu.min(initial=1.0) > 0 else np.maximum(mu, _TINY)
+            out = self._pois_b * mu - self._pois_a * np.log(m) + self._pois_c
+            if self._y_large.size:
+                idx = self._y_large
+                ylog = _xlog_ratio(y[idx], self._y_pos[idx], self._log_y_pos[idx], m[idx],
+                                   np.arange(idx.size))
+                out[idx] = 2.0 * w[idx] * (ylog - (y[idx] - mu[idx])) + self._pois_sat[idx]
+            return out
         if self.name == "negative.binomial":
             r = 1.0 / self.alpha(phi)
             if self._nb_sat[0] != r:
