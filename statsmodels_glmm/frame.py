@@ -23,6 +23,7 @@ import patsy.builtins
 from statsmodels.tools.sm_exceptions import ValueWarning
 
 from .levels import level_label
+from .r_formula import character_levels
 from .validation import as_data_frame
 
 __all__ = ["check_design_finite", "check_values", "count_expression_missing",
@@ -238,7 +239,7 @@ def binary_response(values, label, binomial=True):
             return present.astype(float).reindex(values.index)
         if len(present) and all(isinstance(v, numbers.Real) for v in pd.unique(present)):
             return values.astype(float)
-        levels = sorted(pd.unique(present), key=level_label)
+        levels = character_levels(present)  # R's order: "no" < "Yes", so "Yes" is 1
     else:
         return values
     shown = [str(v) for v in levels][:10]

@@ -165,36 +165,43 @@ class Response:
             self._binom_const = (special.gammaln(self._binom_n + 1)
                                  - special.gammaln(self._binom_k + 1)
                                  - special.gammaln(self._binom_n - self._binom_k + 1))
-            # −2 log p(y | μ = y), the saturated model (see neg2loglik_obs)
-            self._binom_sat = -2.0 * (self._binom_const + special.xlogy(self._binom_k, y)
-                                      + special.xlogy(self._binom_nk, 1.0 - y))
-            self._y_pos = np.where(self._binom_k > 0, y, 1.0)
-            self._ycomp_pos = np.where(self._binom_nk > 0, 1.0 - y, 1.0)
-            self._log_y_pos = np.log(self._y_pos)
-            self._log_ycomp_pos = np.log(self._ycomp_pos)
-            self._k_large = np.flatnonzero(self._binom_k > _LARGE_COUNT)
-            self._nk_large = np.flatnonzero(self._binom_nk > _LARGE_COUNT)
-            # the deviance form expanded, −2 m k log μ − 2 m (n − k) log(1 − μ) + const,
-            # for the rows with small counts (fewer passes over the data); the rows
-            # with large counts are recomputed in the deviance form
-            mult2 = 2.0 * self.binom_mult
-            self._binom_a, self._binom_b = mult2 * self._binom_k, mult2 * self._binom_nk
-            self._binom_c = (self._binom_a * self._log_y_pos + self._binom_b * self._log_ycomp_pos
-                             + self.binom_mult * self._binom_sat)
-            self._binom_large = np.union1d(self._k_large, self._nk_large)
+            if not self._bernoulli:  # (0/1 data have a one-log fast path)
+                self._binomial_deviance_form(y)
         elif self.name in ("poisson", "negative.binomial"):
             self._pois_const = special.gammaln(y + 1)
-            self._pois_sat = 2.0 * self.weights * (y - special.xlogy(y, y) + self._pois_const)
-            self._y_pos = np.where(y > 0, y, 1.0)
-            self._log_y_pos = np.log(self._y_pos)
-            self._y_large = np.flatnonzero(y > _LARGE_COUNT)
-            self._nb_sat = (None, None, None, None)
-            # the deviance form expanded for small counts: 2w μ − 2w y log μ + const
+            sat = 2.0 * self.weights * (y - special.xlogy(y, y) + self._pois_const)
+            y_pos = np.where(y > 0, y, 1.0)
+            log_y_pos = np.log(y_pos)
+            self._y_large = idx = np.flatnonzero(y > _LARGE_COUNT)
+            # the deviance form expanded for small counts: 2w μ − 2w y log μ + const,
+            # and what the deviance form needs on the rows with large counts
             self._pois_a = 2.0 * self.weights * y
             self._pois_b = 2.0 * self.weights
-            self._pois_c = self._pois_a * (self._log_y_pos - 1.0) + self._pois_sat
+            self._pois_c = self._pois_a * (log_y_pos - 1.0) + sat
+            self._pois_large_rows = (y[idx], y_pos[idx], log_y_pos[idx], sat[idx])
+            if self.name == "negative.binomial":
+                self._y_pos, self._log_y_pos = y_pos, log_y_pos
+                self._nb_sat = (None, None, None, None)
         self.estimate_alpha = bool(getattr(self.family, "estimate_alpha", False))
         self.nb_alpha = float(getattr(self.family, "alpha", 1.0))
+
+    def _binomial_deviance_form(self, y):
+        """Precomputed pieces of −2 log p for binomial counts (see neg2loglik_obs):
+        the deviance form expanded, −2 m k log μ − 2 m (n − k) log(1 − μ) + const,
+        for rows with small counts (as few passes over the data as the plain form),
+        and, for the rows with large counts, what the deviance form needs there."""
+        k, nk, mult = self._binom_k, self._binom_nk, self.binom_mult
+        # −2 log p(y | μ = y), the saturated model
+        sat = -2.0 * (self._binom_const + special.xlogy(k, y) + special.xlogy(nk, 1.0 - y))
+        y_pos = np.where(k > 0, y, 1.0)
+        ycomp_pos = np.where(nk > 0, 1.0 - y, 1.0)
+        self._binom_a, self._binom_b = 2.0 * mult * k, 2.0 * mult * nk
+        self._binom_c = (self._binom_a * np.log(y_pos) + self._binom_b * np.log(ycomp_pos)
+                         + mult * sat)
+        idx = np.flatnonzero((k > _LARGE_COUNT) | (nk > _LARGE_COUNT))
+        self._binom_large = idx
+        self._binom_large_rows = (k[idx], nk[idx], y[idx], y_pos[idx], np.log(y_pos[idx]),
+                                  ycomp_pos[idx], np.log(ycomp_pos[idx]), mult[idx], sat[idx])
 
     @property
     def canonical(self):
@@ -345,12 +352,12 @@ class Response:
             out = self._binom_c - self._binom_a * np.log(mu) - self._binom_b * np.log1p(-mu)
             if self._binom_large.size:
                 idx = self._binom_large
-                k, nk, m = self._binom_k[idx], self._binom_nk[idx], mu[idx]
-                dev = (_xlog_ratio(k, self._y_pos[idx], self._log_y_pos[idx], m,
-                                   np.flatnonzero(k > _LARGE_COUNT))
-                       + _xlog_ratio(nk, self._ycomp_pos[idx], self._log_ycomp_pos[idx],
-                                     1.0 - m, np.flatnonzero(nk > _LARGE_COUNT), m - y[idx]))
-                out[idx] = self.binom_mult[idx] * (2.0 * dev + self._binom_sat[idx])
+                k, nk, yl, yp, log_yp, cp, log_cp, mult, sat = self._binom_large_rows
+                m = mu[idx]
+                dev = (_xlog_ratio(k, yp, log_yp, m, np.flatnonzero(k > _LARGE_COUNT))
+                       + _xlog_ratio(nk, cp, log_cp, 1.0 - m, np.flatnonzero(nk > _LARGE_COUNT),
+                                     m - yl))
+                out[idx] = mult * (2.0 * dev + sat)
             return out
         if self.name == "poisson" or (self.name == "negative.binomial"
                                       and self.alpha(phi) == 0):
@@ -359,9 +366,9 @@ class Response:
             out = self._pois_b * mu - self._pois_a * np.log(m) + self._pois_c
             if self._y_large.size:
                 idx = self._y_large
-                ylog = _xlog_ratio(y[idx], self._y_pos[idx], self._log_y_pos[idx], m[idx],
-                                   np.arange(idx.size))
-                out[idx] = 2.0 * w[idx] * (ylog - (y[idx] - mu[idx])) + self._pois_sat[idx]
+                yl, yp, log_yp, sat = self._pois_large_rows
+                ylog = _xlog_ratio(yl, yp, log_yp, m[idx], np.arange(idx.size))
+                out[idx] = 2.0 * w[idx] * (ylog - (yl - mu[idx])) + sat
             return out
         if self.name == "negative.binomial":
             r = 1.0 / self.alpha(phi)

@@ -15,6 +15,7 @@ FORMULA = "y ~ x + (1 | g)"
     (lambda y: y.astype(bool), 'Q("my y")'),
     (lambda y: pd.Categorical(np.where(y == 1, "yes", "no")), 'Q("my y")'),
     (lambda y: np.where(y == 1, "yes", "no"), 'Q("my y")'),
+    (lambda y: np.where(y == 1, "Yes", "no"), 'Q("my y")'),  # R's order: "no" < "Yes"
     (lambda y: pd.array(y.astype(bool), dtype="boolean"), 'Q("my y")'),
     (lambda y: y, 'I(Q("my y") > 0)'),
     (lambda y: np.where(y == 1, "yes", "no"), '(Q("my y") == "yes")'),
