@@ -13,7 +13,13 @@ import re
 
 from patsy import PatsyError
 
-__all__ = ["BarTerm", "ParsedFormula", "parse_formula", "split_top_level"]
+from .r_formula import R_NAMESPACE
+
+__all__ = ["BarTerm", "ParsedFormula", "parse_formula", "split_top_level", "R_FUNCTIONS"]
+
+# The functions available in formulas besides the caller's variables (R's: see
+# r_formula); the former name of the formula namespace, kept for compatibility.
+R_FUNCTIONS = R_NAMESPACE
 
 
 

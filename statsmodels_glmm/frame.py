@@ -78,12 +78,17 @@ def normalize_column(values):
 
 
 def normalize_columns(frame, names):
-    """A copy of ``frame`` with the columns in ``names`` normalised."""
-    out = frame.copy()
+    """``frame`` with the columns in ``names`` normalised: a shallow copy holding
+    the new columns (the caller's frame is never modified), or ``frame`` itself
+    when no column changes."""
+    changed = {}
     for name in names:
-        if name in out.columns:
-            out[name] = normalize_column(out[name])
-    return out
+        if name in frame.columns:
+            column = frame[name]
+            new = normalize_column(column)
+            if new is not column:
+                changed[name] = new
+    return frame.assign(**changed) if changed else frame
 
 
 def prepare_newdata(newdata):

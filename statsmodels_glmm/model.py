@@ -387,8 +387,9 @@ class GLMM(base.LikelihoodModel):
         if parsed.cbind is None and len(split_top_level(parsed.lhs, "+")) == 1:
             response = evaluate_response(parsed.lhs, frame, eval_env)
             binomial = family_name(family) == "binomial"
-            frame[RESPONSE_COLUMN] = binary_response(response, parsed.lhs,
-                                                     binomial).to_numpy()
+            # assign, never set an item: frame may share columns with the user's data
+            frame = frame.assign(**{RESPONSE_COLUMN: binary_response(
+                response, parsed.lhs, binomial).to_numpy()})
             fixed_formula = f"{RESPONSE_COLUMN} ~ {parsed.fixed_rhs}"
         extra = {"weights": numeric_vector(weights, frame, "weights"),
                  "offset": numeric_vector(offset, frame, "offset")}
@@ -396,8 +397,8 @@ class GLMM(base.LikelihoodModel):
             if values is not None and np.isnan(values).all():
                 raise ValueError(f"{what} has only missing values")
         complete = cls._complete_cases(frame, fixed_formula, parsed, extra, missing, eval_env)
-        produced = count_expression_missing(frame, used, extra.values(),
-                                            frame.index.isin(complete.index))
+        produced = 0 if len(complete) == len(frame) else count_expression_missing(
+            frame, used, extra.values(), frame.index.isin(complete.index))
         if produced:
             warnings.warn(f"{produced} row(s) with every variable observed are dropped "
                           "because an expression of the formula is missing or undefined "
@@ -1360,4 +1361,10 @@ def glmer(formula, data, family=None, nAGQ=1, weights=None, offset=None, subset=
     model = GLMM.from_formula(formula, data, family=family, subset=subset, weights=weights,
                               offset=offset, missing=missing,
                               eval_env=_caller_namespace(1))
+    if model.is_lmm and "reml" not in fit_kwargs:
+        # a verbatim port of glmer(family = gaussian) would get lmer's REML in R
+        warnings.warn("family Gaussian with the identity link is the linear mixed model, "
+                      "fitted here by maximum likelihood; lme4's glmer() hands it to lmer(), "
+                      "which uses REML: pass reml=True for lmer's fit (reml=False to "
+                      "confirm ML and silence this)", ValueWarning, stacklevel=2)
     return model.fit(nAGQ=nAGQ, start=start, **fit_kwargs)

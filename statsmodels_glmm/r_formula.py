@@ -918,6 +918,8 @@ _UNSUPPORTED = {
     "rep": "rep(); write the values with c()",
 }
 _R_CONSTANTS = {"TRUE": "True", "T": "True", "FALSE": "False", "F": "False", "NULL": "None",
+                # Python-style formulas keep working: center=True
+                "True": "True", "False": "False", "None": "None",
                 "Inf": "float('inf')", "NaN": "float('nan')", "NA": "float('nan')",
                 "NA_real_": "float('nan')", "NA_integer_": "float('nan')"}
 
@@ -1488,7 +1490,7 @@ class _Columns:
         """A function of R_NAMESPACE by a name no data column hides."""
         return _ALIAS_PREFIX + name if name in self.set else name
 
-    def factor_code(self, name):
+    def factor_code(self, name, ordered_poly=True):
         """Code of a data column used as a factor: the column itself, or
         ``factor(column)`` when patsy would order its levels differently from R
         (text: patsy sorts "WT" before "mutant", R the other way round)."""
@@ -1496,6 +1498,10 @@ class _Columns:
         if self.frame is None:
             return code
         values = self.frame[name]
+        if ordered_poly and isinstance(values.dtype, pd.CategoricalDtype) and \
+                values.dtype.ordered:
+            # R codes an ordered factor with orthogonal polynomials (contr.poly)
+            return f"{self.fn('C')}({code}, {self.fn('Poly')})"
         if isinstance(values.dtype, pd.CategoricalDtype) or not guess_categorical(values):
             return code
         present = [v for v in pd.unique(values.astype(object)) if not _is_missing(v)]
@@ -1601,7 +1607,8 @@ def _to_python(node, cols):
                                      "contr.treatment, contr.sum, contr.helmert or a patsy "
                                      "contrast such as Treatment(reference='b')")
             if base == "C" and i == 0 and anode.kind == "name" and anode.value in cols.set:
-                code = cols.factor_code(anode.value)
+                # C() chooses the contrasts itself, also for an ordered factor
+                code = cols.factor_code(anode.value, ordered_poly=False)
             else:
                 code, _ = _to_python(anode, cols)
             if aname is None:
@@ -1712,10 +1719,12 @@ def _describe(node, cols):
     if inner.kind == "name" and inner.value in cols.set:
         code = cols.factor_code(inner.value)
     var = _Var(node, code, data_code, _static_categorical(node, cols))
+    if code.startswith(f"{cols.fn('C')}(") and code.endswith(f", {cols.fn('Poly')})"):
+        var.treatment = False  # an ordered factor: contr.poly
     if inner.kind == "call" and inner.value == "C":
         var.treatment = len(inner.args) < 2 or _is_treatment(inner.args[1][1])
         first = inner.args[0][1]
-        var.data_code = (cols.factor_code(first.value)
+        var.data_code = (cols.factor_code(first.value, ordered_poly=False)
                          if first.kind == "name" and first.value in cols.set
                          else _variable_code(first, cols))
     if cols.frame is None:

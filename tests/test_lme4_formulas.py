@@ -20,8 +20,12 @@ FAMILY = {"binomial": sm.families.Binomial, "poisson": sm.families.Poisson}
 
 
 def load(name):
-    # as a user would read the CSV R wrote: text stays text, TRUE/FALSE are booleans
-    return pd.read_csv(RESULTS / "data" / f"{name}.csv")
+    # as a user would read the CSV R wrote: text stays text, TRUE/FALSE are booleans;
+    # R's ordered factor becomes an ordered categorical (coded by contr.poly as in R)
+    data = pd.read_csv(RESULTS / "data" / f"{name}.csv")
+    if "ord" in data:
+        data["ord"] = pd.Categorical(data["ord"], categories=["c", "a", "b"], ordered=True)
+    return data
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +102,23 @@ def test_pickled_fit_with_r_transforms_predicts(fits):
     clone = pickle.loads(pickle.dumps(res))
     np.testing.assert_allclose(clone.predict(data.iloc[:20]), res.predict(data.iloc[:20]),
                                rtol=1e-12)
+
+
+def test_python_style_formulas_keep_working():
+    data = load("formulas")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r_style = glmer("y ~ scale(z, center = TRUE, scale = FALSE) + I(x^2) + (1 | g)", data)
+        py_style = glmer("y ~ scale(z, center=True, scale=False) + I(x**2) + (1 | g)", data)
+    assert py_style.neg2llf == pytest.approx(r_style.neg2llf, abs=1e-10)
+
+
+def test_gaussian_identity_says_ml_not_lmer_reml():
+    from statsmodels.tools.sm_exceptions import ValueWarning
+
+    data = load("formulas")
+    with pytest.warns(ValueWarning, match="reml=True for lmer's fit"):
+        glmer("x ~ z + (1 | g)", data, family=sm.families.Gaussian())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ValueWarning)
+        glmer("x ~ z + (1 | g)", data, family=sm.families.Gaussian(), reml=False)

@@ -466,6 +466,7 @@ fd$count <- rpois(nf, exp(0.5 + 0.2 * fd$x + 0.1 * (fd$year - 2000) + rnorm(24, 
 fd$k <- rbinom(nf, fd$n, plogis(eta))
 fd$prop <- fd$k / fd$n
 fd$y <- rbinom(nf, 1, plogis(eta))
+fd$ord <- factor(fd$treat, levels = c("c", "a", "b"), ordered = TRUE)  # contr.poly
 write.csv(fd, file.path(data_dir, "formulas.csv"), row.names = FALSE)
 
 fm <- list(
@@ -506,7 +507,9 @@ fm <- list(
   re_factor_group = list("y ~ x + (1 | year)", binomial(), NULL,
                          "y ~ x + (1 | factor(year))"),
   re_dummy = list("y ~ treat + (1 | g) + (0 + dummy(treat, \"b\") | g)", binomial(), NULL),
-  dot_all = list("count ~ . + (1 | g)", poisson(), NULL)
+  dot_all = list("count ~ . + (1 | g)", poisson(), NULL),
+  # the test makes "ord" an ordered pandas categorical with levels c, a, b
+  ordered_factor = list("y ~ ord + x + (1 | g)", binomial(), NULL)
 )
 formula_cases <- list()
 dot_data <- fd[, c("count", "x", "z", "g")]
