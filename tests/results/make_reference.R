@@ -313,7 +313,10 @@ degenerate_entry <- function(formula, data, family, data_name, weights = NULL,
                                                 invokeRestart("muffleMessage") }),
     error = function(e) e)
   entry <- list(formula = formula, data = data_name, family = family$family,
-                link = family$link, weights = weights)
+                link = family$link, weights = weights,
+                # R's level order (and orderedness) of the factors, for the Python side
+                factor_levels = lapply(Filter(is.factor, data), function(f) I(levels(f))),
+                ordered = I(names(Filter(is.ordered, data))))
   if (inherits(fit, "error")) {  # lme4 could not fit it: say so
     entry$lme4 <- list(error = conditionMessage(fit), messages = I(msgs))
   } else {
@@ -425,6 +428,19 @@ for (seed in 1:100) {
   if (isSingular(glmer(y ~ x + (1 | g), sg, poisson))) break
 }
 degenerate$singular <- degenerate_entry("y ~ x + (1 | g)", sg, poisson(), "singular")
+# lme4's test data (inst/testdata): a Poisson with many factor levels (tests/polytomous.R)
+# and ordered factors, coded by R with orthogonal polynomials (tests/testthat/test-glmer.R)
+testdata <- function(file) {
+  env <- new.env()
+  load(system.file("testdata", file, package = "lme4", mustWork = TRUE), envir = env)
+  env
+}
+poly_env <- testdata("polytomous_test.RData")
+degenerate$polytomous <- degenerate_entry(poly_env$formula.poisson, poly_env$data.poisson,
+                                          poisson(), "polytomous")
+mast <- testdata("mastitis.rda")$mastitis
+degenerate$mastitis <- degenerate_entry("NCM ~ birth + calvingYear + (1 | sire) + (1 | herd)",
+                                        mast, poisson(), "mastitis")
 cases$degenerate <- degenerate
 
 ## ---- issue 12: formulas as lme4 users write them --------------------------------------
