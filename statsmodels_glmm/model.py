@@ -219,9 +219,10 @@ class GLMM(base.LikelihoodModel):
         here instead, in R_NAMESPACE."""
         state = self.__dict__.copy()
         data = state.get("data")
-        if data is not None and "model_spec" in vars(data):
+        specs = ("model_spec", "design_info")  # statsmodels >= 0.15, 0.14
+        if data is not None and any(k in vars(data) for k in specs):
             # a shallow copy without statsmodels' own (get/set)state round trip
-            fields = {k: v for k, v in vars(data).items() if k != "model_spec"}
+            fields = {k: v for k, v in vars(data).items() if k not in specs}
             data = object.__new__(type(data))
             data.__dict__.update(fields, restore_r_model_spec=True)
             state["data"] = data
@@ -230,12 +231,17 @@ class GLMM(base.LikelihoodModel):
     def __setstate__(self, state):
         data = state.get("data")
         if data is not None and vars(data).pop("restore_r_model_spec", False):
-            from statsmodels.formula._manager import FormulaManager
-
-            manager = FormulaManager()
-            manager.get_matrices(data.formula, data.frame, eval_env=dict(R_NAMESPACE),
-                                 pandas=True)
-            data.model_spec = manager.spec
+            try:
+                from statsmodels.formula._manager import FormulaManager
+            except ImportError:  # statsmodels 0.14: patsy's design_info
+                _, design = dmatrices(data.formula, data.frame, return_type="dataframe",
+                                      eval_env=EvalEnvironment([R_NAMESPACE]))
+                data.design_info = design.design_info
+            else:
+                manager = FormulaManager()
+                manager.get_matrices(data.formula, data.frame, eval_env=dict(R_NAMESPACE),
+                                     pandas=True)
+                data.model_spec = manager.spec
         self.__dict__.update(state)
 
     # -- construction -----------------------------------------------------------
