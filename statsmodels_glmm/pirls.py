@@ -148,15 +148,17 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
     newton = not response.canonical
     for iteration in range(1, maxit + 1):  # noqa: B007 (reported after the loop)
         w, dmu = response.irls_quantities(eta, mu, phi)
-        # the score w (y − μ)/μ' (Fisher weights w), and the linear predictor on the
-        # scale of what is solved for: Z Λ u (+ X β if joint)
-        if np.all(dmu):
-            score = w * (response.y - mu) / dmu
-        else:  # μ' underflowed to 0 (a diverging η): such rows have weight 0 too
-            score = np.divide(w * (response.y - mu), dmu, out=np.zeros_like(mu),
-                              where=dmu != 0)
+        # the working residual (y − μ)/μ' (the score is w times it), and the linear
+        # predictor on the scale of what is solved for: Z Λ u (+ X β if joint).
+        # μ' of the logit is floored at eps; others may underflow to 0 (a diverging
+        # η), where the weight is 0 too
+        if response.link == "logit" or np.all(dmu):
+            resid = (response.y - mu) / dmu
+        else:
+            resid = np.divide(response.y - mu, dmu, out=np.zeros_like(mu), where=dmu != 0)
         lin = eta - (offset if joint else fixed)
         factor = None
+        w_fisher = w
         if newton:
             # a Newton step, with the observed information, converges quadratically;
             # Fisher scoring (w) only linearly for a non-canonical link, and the
@@ -170,7 +172,9 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
                     w = w_obs
                 except np.linalg.LinAlgError:
                     factor = None
-        rhs = system.rhs(scaled, w * lin + score, X)
+        # Fisher scoring: w (lin + resid); Newton: w_obs lin + w_fisher resid
+        rhs = system.rhs(scaled, w * (lin + resid) if w is w_fisher
+                         else w * lin + w_fisher * resid, X)
         try:
             if factor is None:
                 factor = system.factor(scaled, w, X)
