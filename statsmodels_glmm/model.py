@@ -438,6 +438,8 @@ class GLMM(base.LikelihoodModel):
             parsed_formula=parsed, endog_label=parsed.lhs,
             eval_env=eval_env, **kwargs)
         mod.formula_full = formula
+        if mod.data.ynames == RESPONSE_COLUMN:  # the response as the user wrote it
+            mod.data.ynames = parsed.lhs
         # what update() needs to refit as lme4 does: the data as given, not the rows
         # this model kept (another formula may use other columns)
         mod.source = {"data": data, "subset": subset, "weights": weights, "offset": offset,

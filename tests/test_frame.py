@@ -94,3 +94,9 @@ def test_input_not_mutated(binary_data):
     before = data.copy(deep=True)
     glmer('Q("my y") ~ xn + (1 | g)', data, subset="x > -2")
     pd.testing.assert_frame_equal(data, before)
+
+
+def test_endog_names_is_the_response_as_written(binary_data):
+    data = binary_data.assign(**{"my y": binary_data["y"].astype(bool)})
+    assert glmer('Q("my y") ~ x + (1 | g)', data).model.endog_names == 'Q("my y")'
+    assert glmer("y ~ x + (1 | g)", binary_data).model.endog_names == "y"
