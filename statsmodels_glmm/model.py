@@ -402,6 +402,10 @@ class GLMM(base.LikelihoodModel):
         for what, values in extra.items():
             if values is not None and np.isnan(values).all():
                 raise ValueError(f"{what} has only missing values")
+        # rows by position from here on: the data's index may repeat labels (after a
+        # concat), which label-based selection of complete rows would confuse
+        labels = frame.index
+        frame = frame.set_axis(pd.RangeIndex(len(frame)), axis=0)
         complete = cls._complete_cases(frame, fixed_formula, parsed, extra, missing, eval_env)
         produced = 0 if len(complete) == len(frame) else count_expression_missing(
             frame, used, extra.values(), frame.index.isin(complete.index))
@@ -413,7 +417,7 @@ class GLMM(base.LikelihoodModel):
         frame = complete
         if len(frame) == 0:
             raise ValueError("no observations left after removing rows with missing values")
-        keep = frame.index
+        keep = labels[frame.index]
         env = EvalEnvironment([eval_env])
         re = build_random_effects(parsed.bars, frame, eval_env)
         total_offset = np.zeros(len(frame))
@@ -429,7 +433,7 @@ class GLMM(base.LikelihoodModel):
                                  f"{int(np.sum(~np.isfinite(values)))} row(s)")
             total_offset += values
         prior = None if extra["weights"] is None else extra["weights"][frame_rows]
-        frame = frame.drop(columns="__row__")
+        frame = frame.drop(columns="__row__").set_axis(keep, axis=0)  # the user's labels
         # statsmodels evaluates the fixed part, so the model gets formula names,
         # model_spec (predict, wald_test_terms) and pickling support.
         mod = super().from_formula(

@@ -100,3 +100,16 @@ def test_endog_names_is_the_response_as_written(binary_data):
     data = binary_data.assign(**{"my y": binary_data["y"].astype(bool)})
     assert glmer('Q("my y") ~ x + (1 | g)', data).model.endog_names == 'Q("my y")'
     assert glmer("y ~ x + (1 | g)", binary_data).model.endog_names == "y"
+
+
+def test_duplicated_index_labels(binary_data):
+    """A concat leaves repeated labels: complete rows are chosen by position."""
+    data = binary_data.copy()
+    data.index = list(range(150)) * 2
+    x = data["x"].to_numpy().copy()
+    x[5] = np.nan
+    data["x"] = x
+    res = glmer(FORMULA, data)
+    ref = glmer(FORMULA, binary_data.drop(index=[5]))
+    assert res.nobs == 299 and res.neg2llf == pytest.approx(ref.neg2llf, abs=1e-10)
+    assert list(res.fittedvalues.index[:6]) == [0, 1, 2, 3, 4, 6]
