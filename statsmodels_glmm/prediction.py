@@ -12,7 +12,7 @@ from patsy import EvalEnvironment, PatsyError, dmatrix
 from scipy import stats
 
 from .formula_parser import parse_formula
-from .frame import prepare_newdata
+from .frame import prepare_newdata, referenced_columns
 from .r_formula import R_NAMESPACE
 
 __all__ = ["select_terms", "fixed_design", "linear_predictor", "simulate_response",
@@ -50,8 +50,12 @@ def _offset_for(model, frame, offset):
         total += np.asarray(offset, dtype=float)
     env = EvalEnvironment([R_NAMESPACE])
     for expr in getattr(model, "offset_exprs", []):
-        mat = dmatrix(f"0 + r_I({expr})", frame, eval_env=env, NA_action="drop",
-                      return_type="dataframe")
+        try:
+            mat = dmatrix(f"0 + r_I({expr})", frame, eval_env=env, NA_action="drop",
+                          return_type="dataframe")
+        except PatsyError as exc:
+            raise ValueError(f"cannot evaluate the offset {expr!r} on newdata: "
+                             f"{str(exc).splitlines()[0]}") from None
         total += mat.reindex(frame.index).to_numpy(dtype=float).ravel()
     return total
 
@@ -64,10 +68,19 @@ def fixed_design(results, newdata, offset=None):
     model = results.model
     if not hasattr(model, "formula"):
         raise ValueError("newdata needs a model created from a formula (glmer/from_formula)")
+    rhs = str(model.formula).split("~", 1)[-1]
+    needed = referenced_columns(rhs, model.data.frame.columns)
+    absent = [name for name in needed if name not in newdata.columns]
+    if absent:
+        raise ValueError(f"newdata lacks the column(s) {absent} of the fixed effects")
     try:
         X, _ = getattr(results, "_results", results)._transform_predict_exog(newdata)
     except PatsyError as exc:
-        raise ValueError(f"cannot build the fixed-effects design for newdata: {exc}") from None
+        # statsmodels re-raises the formula engine's error with a generic text: show
+        # the original (e.g. a factor level that was not in the fitted data)
+        cause = exc.__cause__ or exc.__context__ or exc
+        raise ValueError(f"cannot build the fixed-effects design for newdata: "
+                         f"{str(cause).splitlines()[0]}") from None
     if offset is not None and np.shape(offset) != (len(newdata),):
         raise ValueError(f"offset has length {np.size(offset)}, expected {len(newdata)}")
     return X[:, model.kept_columns], _offset_for(model, newdata, offset)

@@ -160,8 +160,17 @@ class RandomEffectsTerm:
         if design is None:
             raise ValueError(f"term ({self.expr} | {self.group_name}) was built from arrays; "
                              "new data needs a model created from a formula")
-        (mat,) = build_design_matrices([design], frame, NA_action="drop",
-                                       return_type="dataframe")
+        absent = [c for c in getattr(self.template, "columns", []) if c not in frame.columns]
+        if absent:
+            raise ValueError(f"newdata lacks the column(s) {absent} of the random-effects "
+                             f"term ({self.expr} | {self.group_name})")
+        try:
+            (mat,) = build_design_matrices([design], frame, NA_action="drop",
+                                           return_type="dataframe")
+        except PatsyError as exc:
+            raise ValueError(f"cannot evaluate the random-effects term ({self.expr} | "
+                             f"{self.group_name}) on newdata: {str(exc).splitlines()[0]}"
+                             ) from None
         return mat.reindex(frame.index).to_numpy(dtype=float)
 
     def level_codes_for(self, frame):

@@ -254,3 +254,23 @@ def test_step_by_step_api(gm1):
     joint = model.pirls(theta)  # β jointly (nAGQ=0 iteration)
     assert joint.beta.shape == beta.shape
     assert stats.chi2.sf(max(model.deviance(theta, beta) - gm1.neg2llf, 0), 1) > 0.999
+
+
+def test_newdata_errors_name_what_is_missing():
+    import sys
+
+    sys.path.insert(0, "tests")
+    from conftest import simulate_binary
+
+    data = simulate_binary().assign(f=np.tile(["a", "b", "c"], 100))
+    data["z"] = data["x"] ** 2
+    res = glmer("y ~ x + f + (1 + z | g)", data)
+    with pytest.raises(ValueError, match=r"lacks the column\(s\) \['z'\] of the random"):
+        res.predict(data.drop(columns="z").head(), re_form=None)
+    with_offset = glmer("y ~ x + (1 | g) + offset(log1p(z))", data)
+    with pytest.raises(ValueError, match="offset 'log1p\\(z\\)' on newdata.*'z'"):
+        with_offset.predict(data.drop(columns="z").head())
+    with pytest.raises(ValueError, match=r"lacks the column\(s\) \['x'\] of the fixed"):
+        res.predict(data.drop(columns="x").head())
+    with pytest.raises(ValueError, match="'zz' does not match any of the expected levels"):
+        res.predict(data.assign(f="zz").head())
