@@ -185,8 +185,9 @@ def _namespace(eval_env):
     return namespace
 
 
-def evaluate_response(lhs, frame, eval_env):
-    """Evaluate a single response expression on the frame (a Series).
+def evaluate_response(lhs, frame, eval_env, what="the response"):
+    """Evaluate a single expression (the response, or an R expression given as
+    ``weights=``/``offset=``) on the frame, as a Series.
 
     Raises a PatsyError naming the expression if it cannot be evaluated.
     """
@@ -199,22 +200,22 @@ def evaluate_response(lhs, frame, eval_env):
     except NameError as exc:
         name = re.search(r"name '([^']+)'", str(exc))
         culprit = repr(name.group(1)) if name else lhs
-        raise PatsyError(f"{culprit} in the response {lhs!r} is neither a column of the "
+        raise PatsyError(f"{culprit} in {what} {lhs!r} is neither a column of the "
                          "data nor a known function") from None
     except Exception as exc:  # the user's expression can fail in any way
-        raise PatsyError(f"cannot evaluate the response {lhs!r}: "
+        raise PatsyError(f"cannot evaluate {what} {lhs!r}: "
                          f"{type(exc).__name__}: {exc}") from None
     if isinstance(value, pd.DataFrame):
         if value.shape[1] != 1:
-            raise PatsyError(f"the response {lhs!r} has {value.shape[1]} columns; use "
+            raise PatsyError(f"{what} {lhs!r} has {value.shape[1]} columns; use "
                              "cbind(successes, failures) for a two-column binomial response")
         value = value.iloc[:, 0]
     if np.ndim(value) == 0:
-        raise PatsyError(f"the response {lhs!r} is a single value, not one per row")
+        raise PatsyError(f"{what} {lhs!r} is a single value, not one per row")
     if not isinstance(value, pd.Series):
         arr = np.asarray(value)
         if arr.ndim != 1 or arr.shape[0] != len(frame):
-            raise PatsyError(f"the response {lhs!r} must give one value per row; got shape "
+            raise PatsyError(f"{what} {lhs!r} must give one value per row; got shape "
                              f"{arr.shape} for {len(frame)} rows")
         value = pd.Series(arr, index=frame.index)
     return value

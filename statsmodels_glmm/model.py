@@ -59,7 +59,7 @@ from .frame import (
 from .optimizer import bobyqa
 from .pirls import PirlsError, damped_factor, pirls
 from .quadrature import agq_deviance
-from .r_formula import R_NAMESPACE, has_formula_dot, translate_formula
+from .r_formula import R_NAMESPACE, has_formula_dot, translate_expression, translate_formula
 from .re_terms import RandomEffects, RandomEffectsTerm, build_random_effects, group_codes
 from .response import Response, family_name, has_dispersion
 from .validation import (
@@ -124,6 +124,18 @@ def _caller_namespace(depth):
     namespace = dict(frame.f_globals)
     namespace.update(frame.f_locals)
     return namespace
+
+
+def _expression_values(value, frame, eval_env, what):
+    """``weights=``/``offset=`` given as an R expression (``offset="log(Area)"``, as
+    an R script writes ``offset = log(Area)``): its values; a column name or an
+    array is returned as it is."""
+    if not isinstance(value, str) or value in frame.columns:
+        return value
+    if not re_search(r"[^\w.]", value):  # a plain name that is not a column
+        return value  # numeric_vector names it
+    code = translate_expression(value, frame)
+    return evaluate_response(code, frame, eval_env, what=f"{what}=").to_numpy()
 
 
 def _check_proportion(parsed, family, weights):
@@ -397,8 +409,9 @@ class GLMM(base.LikelihoodModel):
             frame = frame.assign(**{RESPONSE_COLUMN: binary_response(
                 response, parsed.lhs, binomial).to_numpy()})
             fixed_formula = f"{RESPONSE_COLUMN} ~ {parsed.fixed_rhs}"
-        extra = {"weights": numeric_vector(weights, frame, "weights"),
-                 "offset": numeric_vector(offset, frame, "offset")}
+        extra = {what: numeric_vector(_expression_values(value, frame, eval_env, what),
+                                      frame, what)
+                 for what, value in (("weights", weights), ("offset", offset))}
         for what, values in extra.items():
             if values is not None and np.isnan(values).all():
                 raise ValueError(f"{what} has only missing values")

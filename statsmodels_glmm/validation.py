@@ -6,6 +6,7 @@ surfaces as a numpy/scipy/pandas/nlopt traceback from deep inside the fit.
 """
 
 import numbers
+import re
 
 import numpy as np
 import pandas as pd
@@ -57,6 +58,32 @@ def link_kind(link):
     return type(link).__name__
 
 
+_R_LINKS = {
+    "logit": L.Logit, "probit": L.Probit, "cauchit": L.Cauchy, "cloglog": L.CLogLog,
+    "log": L.Log, "identity": L.Identity, "inverse": L.InversePower, "sqrt": L.Sqrt,
+    "1/mu^2": L.InverseSquared,
+}
+
+
+def _family_from_r(text):
+    """R's family as text: ``"binomial"``, ``"poisson"``, ``'binomial(link = "probit")'``,
+    ``"Gamma(log)"`` (a family call as written in an R script)."""
+    pattern = r"""\s*([A-Za-z_.]+)\s*(?:\(\s*(?:link\s*=\s*)?["']?([^"')]*)["']?\s*\))?\s*"""
+    match = re.fullmatch(pattern, text)
+    cls = _FAMILY_NAMES.get(match.group(1).lower()) if match else None
+    if cls is None:
+        raise ValueError(f"unknown family {text!r}; use one of "
+                         f"{', '.join(sorted(set(_FAMILY_NAMES)))} (optionally with a link, "
+                         "'binomial(link = \"probit\")') or a statsmodels family")
+    link = (match.group(2) or "").strip()
+    if not link:
+        return cls()
+    if link not in _R_LINKS:
+        raise ValueError(f"unknown link {link!r} in family {text!r}; use one of "
+                         f"{', '.join(_R_LINKS)}")
+    return cls(link=_R_LINKS[link](), check_link=False)
+
+
 def check_family(family):
     """The family as a statsmodels family instance with a link that makes sense.
 
@@ -66,11 +93,7 @@ def check_family(family):
     if family is None:
         return sm.families.Binomial()
     if isinstance(family, str):
-        cls = _FAMILY_NAMES.get(family.strip().lower())
-        if cls is None:
-            raise ValueError(f"unknown family {family!r}; use one of "
-                             f"{', '.join(sorted(set(_FAMILY_NAMES)))} or a statsmodels family")
-        return cls()
+        return check_family(_family_from_r(family))
     if isinstance(family, type) and issubclass(family, fam.Family):
         try:
             return family()

@@ -122,3 +122,18 @@ def test_gaussian_identity_says_ml_not_lmer_reml():
     with warnings.catch_warnings():
         warnings.simplefilter("error", ValueWarning)
         glmer("x ~ z + (1 | g)", data, family=sm.families.Gaussian(), reml=False)
+
+
+def test_r_idioms_for_family_offset_and_weights():
+    """family='binomial(link = "probit")', offset="log(z)" as an R script writes them."""
+    data = load("formulas")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = glmer("count ~ x + (1 | g)", data, family="poisson", offset="log(z)")
+        b = glmer("count ~ x + offset(log(z)) + (1 | g)", data, family="poisson")
+        probit = glmer("k/n ~ x + (1 | g)", data, family='binomial(link = "probit")',
+                       weights="n")
+    assert a.neg2llf == pytest.approx(b.neg2llf, abs=1e-10)
+    assert type(probit.model.family.link).__name__ == "Probit"
+    with pytest.raises(ValueError, match="unknown link 'foo'"):
+        glmer("y ~ x + (1 | g)", data, family='binomial(link = "foo")')
