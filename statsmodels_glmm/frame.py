@@ -10,10 +10,8 @@ response reached through any expression (``Q("my y")``, ``I(y > 0)``) is
 recoded to 0/1 instead of becoming two indicator columns.
 """
 
-from io import StringIO
 import numbers
 import re
-import tokenize
 import warnings
 
 import numpy as np
@@ -23,7 +21,7 @@ import patsy.builtins
 from statsmodels.tools.sm_exceptions import ValueWarning
 
 from .levels import level_label
-from .r_formula import character_levels
+from .r_formula import character_levels, referenced_columns
 from .validation import as_data_frame
 
 __all__ = ["check_design_finite", "check_values", "count_expression_missing",
@@ -148,19 +146,6 @@ def check_design_finite(design, where):
         names = [str(c) for c, b in zip(design.columns, bad.any(axis=0)) if b]
         raise ValueError(f"{', '.join(names)} in {where} is infinite in "
                          f"{int(bad.any(axis=1).sum())} row(s) (e.g. the log of 0)")
-
-
-def referenced_columns(text, columns):
-    """Columns of the data that an expression names (as identifiers or in Q("..."))."""
-    names = set(re.findall(r"""Q\(\s*["']([^"']+)["']\s*\)""", text))
-    names.update(re.findall(r"`([^`]+)`", text))
-    names.update(re.findall(r"[A-Za-z.][A-Za-z0-9._]*", text))  # R's dotted names
-    try:
-        tokens = tokenize.generate_tokens(StringIO(text).readline)
-        names.update(tok.string for tok in tokens if tok.type == tokenize.NAME)
-    except (tokenize.TokenError, IndentationError, SyntaxError):
-        names.update(re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", text))
-    return [c for c in columns if c in names]
 
 
 def check_covariate_dtypes(frame, text, where):

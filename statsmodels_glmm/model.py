@@ -894,11 +894,10 @@ class GLMM(base.LikelihoodModel):
         """Starting θ in the optimizer's coordinates θ · scale (see
         ``RandomEffects.theta_scale``): the user's θ, or lme4's identity factors
         on the scale of the covariates."""
-        scale = self.random_effects.theta_scale()
         theta = start.get("theta")
         if theta is None:
             return self.random_effects.theta_start()
-        return np.asarray(theta, dtype=float) * scale
+        return np.asarray(theta, dtype=float) * self.random_effects.theta_scale()
 
     def _fit_glmm(self, nAGQ, start, maxfun, nAGQ0_init, boundary_tol, cov_type,
                   calc_hessian, information):

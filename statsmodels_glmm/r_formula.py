@@ -26,12 +26,14 @@ data uses what was learned on the fitted data (R's ``makepredictcall``).
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from io import StringIO
 import itertools
 import json
 import keyword
 import math
 import numbers
 import re
+import tokenize
 import unicodedata
 
 import numpy as np
@@ -47,7 +49,8 @@ from scipy.interpolate import BSpline
 from .levels import level_label
 
 __all__ = ["R_NAMESPACE", "translate", "translate_expression", "translate_formula",
-           "has_formula_dot", "expand_dot", "update_formula", "character_levels", "r_sort_key"]
+           "has_formula_dot", "expand_dot", "update_formula", "character_levels", "r_sort_key",
+           "referenced_columns"]
 
 
 # ---------------------------------------------------------------------------
@@ -2101,7 +2104,7 @@ def translate_formula(parsed, frame):
     if has_formula_dot(rhs):
         exclude = set()
         for part in response_parts:
-            exclude.update(_referenced_names(part, frame.columns))
+            exclude.update(referenced_columns(part, frame.columns))
         rhs = expand_dot(rhs, frame, exclude=sorted(exclude))
     bars = [replace(bar, expr=translate(bar.expr, frame)) for bar in parsed.bars]
     cbind = (None if parsed.cbind is None
@@ -2125,7 +2128,14 @@ def _translate_lhs(lhs, frame):
     return translate_expression(lhs, frame)
 
 
-def _referenced_names(text, columns):
-    names = set(re.findall(r"`([^`]+)`", text))
-    names.update(re.findall(r"[A-Za-z.][A-Za-z0-9._]*", text))
+def referenced_columns(text, columns):
+    """Columns of the data that an expression names (as identifiers or in Q("..."))."""
+    names = set(re.findall(r"""Q\(\s*["']([^"']+)["']\s*\)""", text))
+    names.update(re.findall(r"`([^`]+)`", text))
+    names.update(re.findall(r"[A-Za-z.][A-Za-z0-9._]*", text))  # R's dotted names
+    try:
+        tokens = tokenize.generate_tokens(StringIO(text).readline)
+        names.update(tok.string for tok in tokens if tok.type == tokenize.NAME)
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        names.update(re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", text))
     return [c for c in columns if c in names]
