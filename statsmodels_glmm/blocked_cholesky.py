@@ -144,6 +144,15 @@ class BlockedCholesky:
                     mij = mij - self.lower[i, l] @ self.lower[j, l].T
                 self.lower[i, j] = self.diag[j].rdiv_t(mij)
 
+    def block(self, j):
+        """The factor of diagonal block j (a random-effects term, or X last)."""
+        return self.diag[j]
+
+    def fixed_block(self):
+        """R_X, the factor of the fixed-effects block (the last one, when the
+        system was factored with X)."""
+        return self.diag[-1]
+
     def leading(self, k):
         """The factor of the leading k x k blocks (e.g. without the X border)."""
         sub = object.__new__(BlockedCholesky)

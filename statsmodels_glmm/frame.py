@@ -10,23 +10,33 @@ response reached through any expression (``Q("my y")``, ``I(y > 0)``) is
 recoded to 0/1 instead of becoming two indicator columns.
 """
 
+from dataclasses import dataclass
 import numbers
 import re
 import warnings
 
 import numpy as np
 import pandas as pd
-from patsy import EvalEnvironment, PatsyError
+from patsy import EvalEnvironment, PatsyError, dmatrices, dmatrix
 import patsy.builtins
 from statsmodels.tools.sm_exceptions import ValueWarning
 
+from .formula_parser import split_top_level
 from .levels import level_label
-from .r_formula import character_levels, referenced_columns
-from .validation import as_data_frame
+from .r_formula import (
+    character_levels,
+    has_formula_dot,
+    referenced_columns,
+    translate_expression,
+    translate_formula,
+)
+from .re_terms import build_random_effects
+from .validation import as_data_frame, numeric_vector, select_rows
 
 __all__ = ["check_design_finite", "check_values", "count_expression_missing",
            "normalize_columns", "prepare_newdata", "evaluate_response", "binary_response",
-           "referenced_columns", "check_covariate_dtypes", "RESPONSE_COLUMN"]
+           "referenced_columns", "check_covariate_dtypes", "RESPONSE_COLUMN",
+           "ModelFrame", "model_frame"]
 
 # the evaluated response is stored under this name for the formula engine
 RESPONSE_COLUMN = "__response__"
@@ -244,3 +254,195 @@ def binary_response(values, label, binomial=True):
             f"({shown[0]!r}) is failure (0) and all others success (1)", ValueWarning,
             stacklevel=5)
     return (values != levels[0]).astype(float).where(values.notna())
+
+
+# -- formula + data → the model frame (lme4's glFormula) -----------------------------------
+@dataclass
+class ModelFrame:
+    """What :func:`model_frame` hands the model.
+
+    Attributes
+    ----------
+    fixed_formula : str
+        The fixed-effects formula for statsmodels/patsy (the response recoded
+        into ``RESPONSE_COLUMN`` where needed).
+    frame : pandas.DataFrame
+        Complete rows only, indexed by the user's labels.
+    parsed : formula_parser.ParsedFormula
+        The formula translated from R.
+    random_effects : re_terms.RandomEffects
+    offset : ndarray
+        ``offset=`` plus the formula's ``offset(...)`` terms, per kept row.
+    weights : ndarray or None
+    explicit_offset : ndarray or None
+        The ``offset=`` argument alone (prediction adds new ``offset(...)`` values).
+    """
+
+    fixed_formula: str
+    frame: pd.DataFrame
+    parsed: object
+    random_effects: object
+    offset: np.ndarray
+    weights: object
+    explicit_offset: object
+
+
+def _expression_values(value, frame, eval_env, what):
+    """``weights=``/``offset=`` given as an R expression (``offset="log(Area)"``, as
+    an R script writes ``offset = log(Area)``): its values; a column name or an
+    array is returned as it is."""
+    if not isinstance(value, str) or value in frame.columns:
+        return value
+    if not re.search(r"[^\w.]", value):  # a plain name that is not a column
+        return value  # numeric_vector names it
+    code = translate_expression(value, frame)
+    return evaluate_response(code, frame, eval_env, what=f"{what}=").to_numpy()
+
+
+def _selected_frame(data, subset, parsed, formula, missing):
+    """The rows of ``subset``, columns normalised and checked."""
+    frame = select_rows(data, subset)
+    if len(frame) == 0:
+        raise ValueError("subset selects no rows of data")
+    frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+    duplicated = frame.columns[frame.columns.duplicated()]
+    if len(duplicated):
+        raise ValueError(f"data has duplicated column names: {sorted(set(duplicated))}")
+    used = (list(frame.columns) if has_formula_dot(parsed.fixed_rhs)
+            else referenced_columns(formula, frame.columns))
+    frame = normalize_columns(frame, used)
+    check_values(frame, used, missing)
+    check_covariate_dtypes(frame, parsed.fixed_rhs, "the fixed effects")
+    for bar in parsed.bars:
+        check_covariate_dtypes(frame, bar.expr, f"random-effects term {bar}")
+    return frame, used
+
+
+def _recode_response(parsed, frame, eval_env, binomial):
+    """A single response expression evaluated here (0/1 recoding of two-level and
+    boolean responses): the frame with ``RESPONSE_COLUMN`` and the formula."""
+    if parsed.cbind is not None or len(split_top_level(parsed.lhs, "+")) != 1:
+        return frame, parsed.fixed_formula
+    response = evaluate_response(parsed.lhs, frame, eval_env)
+    # assign, never set an item: frame may share columns with the user's data
+    frame = frame.assign(**{RESPONSE_COLUMN: binary_response(
+        response, parsed.lhs, binomial).to_numpy()})
+    return frame, f"{RESPONSE_COLUMN} ~ {parsed.fixed_rhs}"
+
+
+def model_frame(formula, data, parsed, binomial, subset=None, weights=None, offset=None,
+                missing="drop", eval_env=None):
+    """Formula + data → :class:`ModelFrame` (lme4's ``glFormula``): complete cases,
+    response recoding, offsets, weights, levels and row labels.
+
+    ``parsed`` is the parsed lme4 formula (not yet translated from R);
+    ``binomial`` whether the family is the binomial (response recoding).
+    """
+    frame, used = _selected_frame(as_data_frame(data), subset, parsed, formula, missing)
+    parsed = translate_formula(parsed, frame)
+    frame, fixed_formula = _recode_response(parsed, frame, eval_env, binomial)
+    extra = {what: numeric_vector(_expression_values(value, frame, eval_env, what),
+                                  frame, what)
+             for what, value in (("weights", weights), ("offset", offset))}
+    for what, values in extra.items():
+        if values is not None and np.isnan(values).all():
+            raise ValueError(f"{what} has only missing values")
+    # rows by position from here on: the data's index may repeat labels (after a
+    # concat), which label-based selection of complete rows would confuse
+    labels = frame.index
+    frame = frame.set_axis(pd.RangeIndex(len(frame)), axis=0)
+    complete = _complete_cases(frame, fixed_formula, parsed, extra, missing, eval_env)
+    _warn_expression_missing(frame, complete, used, extra)
+    frame = complete
+    if len(frame) == 0:
+        raise ValueError("no observations left after removing rows with missing values")
+    rows = frame["__row__"].to_numpy()
+    total_offset = _total_offset(frame, parsed, extra["offset"], rows, eval_env)
+    prior = None if extra["weights"] is None else extra["weights"][rows]
+    re_terms = build_random_effects(parsed.bars, frame, eval_env)
+    keep = labels[frame.index]
+    frame = frame.drop(columns="__row__").set_axis(keep, axis=0)  # the user's labels
+    explicit = None if extra["offset"] is None else extra["offset"][rows]
+    return ModelFrame(fixed_formula, frame, parsed, re_terms, total_offset, prior, explicit)
+
+
+def _warn_expression_missing(frame, complete, used, extra):
+    produced = 0 if len(complete) == len(frame) else count_expression_missing(
+        frame, used, extra.values(), frame.index.isin(complete.index))
+    if produced:
+        warnings.warn(f"{produced} row(s) with every variable observed are dropped "
+                      "because an expression of the formula is missing or undefined "
+                      "there (e.g. the log of a negative number)", ValueWarning,
+                      stacklevel=5)
+
+
+def _total_offset(frame, parsed, explicit, rows, eval_env):
+    """``offset=`` plus every ``offset(...)`` term of the formula."""
+    env = EvalEnvironment([eval_env])
+    total = np.zeros(len(frame))
+    if explicit is not None:
+        total += explicit[rows]
+    for expr in parsed.offsets:
+        values = np.asarray(
+            dmatrix(f"0 + r_I({expr})", frame, eval_env=env, NA_action="raise")).ravel()
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"offset({expr}) has infinite values in "
+                             f"{int(np.sum(~np.isfinite(values)))} row(s)")
+        total += values
+    return total
+
+
+def _observed_rows(frame, pieces, parsed, na_action, env):
+    """Rows where the fixed design, the offsets and every random-effects term are
+    defined (formula engine's missing-value rule)."""
+    ok = pd.Series(True, index=frame.index)
+    with np.errstate(all="ignore"):
+        for i, piece in enumerate(pieces):
+            if i == 0:
+                _, design = dmatrices(piece, frame, eval_env=env, NA_action=na_action,
+                                      return_type="dataframe")
+                check_design_finite(design, "the fixed effects")
+            else:
+                design = dmatrix(piece, frame, eval_env=env, NA_action=na_action,
+                                 return_type="dataframe")
+                check_design_finite(design, "the offset")
+            ok &= frame.index.isin(design.index)
+        for bar in parsed.bars:
+            design = dmatrix(bar.expr, frame, eval_env=env, NA_action=na_action,
+                             return_type="dataframe")
+            check_design_finite(design, f"random-effects term {bar}")
+            ok &= frame.index.isin(design.index)
+            for name in bar.factors:
+                if name not in frame.columns:
+                    raise PatsyError(f"grouping factor {name!r} in {bar} is not a "
+                                     "column of the data")
+                ok &= frame[name].notna()
+    return ok
+
+
+def _complete_cases(frame, fixed_formula, parsed, extra, missing, eval_env):
+    """Restrict to rows where every variable of the model is observed."""
+    na_action = "raise" if missing == "raise" else "drop"
+    env = EvalEnvironment([eval_env])
+    frame = frame.assign(__row__=np.arange(len(frame)))
+    pieces = [fixed_formula] + [f"0 + r_I({e})" for e in parsed.offsets]
+    try:
+        ok = _observed_rows(frame, pieces, parsed, na_action, env)
+    except PatsyError as exc:
+        if missing == "raise" and "missing values" in str(exc):
+            raise ValueError(f"missing values in the model variables: {exc}") from None
+        unknown = re.search(r"NameError: name '([^']+)' is not defined", str(exc))
+        if unknown:
+            raise PatsyError(
+                f"{unknown.group(1)!r} in formula {parsed.formula!r} is neither a column "
+                "of the data nor a known function") from None
+        raise
+    for what, arr in extra.items():
+        if arr is not None:
+            observed = ~np.isnan(arr)
+            if missing == "raise" and not observed.all():
+                raise ValueError(f"{what} has {int((~observed).sum())} missing value(s)")
+            ok &= observed
+    if missing == "raise" and not ok.all():
+        raise ValueError("missing values in the grouping factors")
+    return frame[ok.to_numpy()]

@@ -15,7 +15,9 @@ import pandas as pd
 from patsy import ModelDesc
 from scipy import interpolate, stats
 
+from .families import has_dispersion
 from .optimizer import bobyqa
+from .params import sdcor_bounds, sdcor_to_theta, theta_to_sdcor
 
 __all__ = ["anova", "drop1", "Profile", "profile", "confint", "bootstrap", "BootstrapResults",
            "re_parameter_names"]
@@ -29,7 +31,7 @@ def _npar(res):
     model = res.model
     k = len(np.asarray(res.params))
     family = getattr(model, "family", None)
-    if family is not None and type(family).__name__ in ("Gamma", "Gaussian", "InverseGaussian"):
+    if family is not None and has_dispersion(family):
         k += 1
     return k
 
@@ -132,7 +134,7 @@ def drop1(res, test="Chisq", **fit_kwargs):
     if test not in ("Chisq", None, "none"):
         raise ValueError("test must be 'Chisq' or None")
     model = res.model
-    if not hasattr(model, "formula_full"):
+    if getattr(model, "formula_full", None) is None:
         raise ValueError("drop1 needs a model created from a formula")
     _, droppable = _fixed_terms(res)
     rows = [{"term": "<none>", "npar": np.nan, "AIC": res.aic, "LRT": np.nan,
@@ -151,11 +153,12 @@ def drop1(res, test="Chisq", **fit_kwargs):
 
 # -- the sd/correlation parameterization -------------------------------------------------------
 def re_parameter_names(res):
-    """lme4's names (``.sig01`` ...) and readable names of the sd/corr parameters."""
+    """lme4's names (``.sig01`` ...) and readable names of the sd/corr parameters,
+    then of the family's dispersion parameters (``.sigma``, ``.nbtheta`` ...)."""
     short, readable = [], []
     k = 0
-    labels = res._term_labels()
-    for label, term in zip(labels, res.model.random_effects.terms):
+    re = res.model.random_effects
+    for label, term in zip(re.term_labels(), re.terms):
         s = term.n_cov
         for i in range(s):
             k += 1
@@ -166,58 +169,10 @@ def re_parameter_names(res):
                 k += 1
                 short.append(f".sig{k:02d}")
                 readable.append(f"cor_{term.cnames[i]}.{term.cnames[j]}|{label}")
-    if res.model.response.name == "negative.binomial" and res.model.has_dispersion:
-        short.append(".nbtheta")
-        readable.append("theta (negative binomial shape)")
-    elif res.model.has_dispersion or res.model.is_lmm:
-        short.append(".sigma")
-        readable.append("sigma")
+    for name, description in res.model.kernel.dispersion_labels():
+        short.append(name)
+        readable.append(description)
     return short, readable
-
-
-def _dispersion_to_reported(res, log_phi):
-    """log φ → the reported scale: θ = 1/α for the negative binomial, σ = √φ else."""
-    if res.model.response.name == "negative.binomial":
-        return np.exp(-log_phi)
-    return np.exp(0.5 * log_phi)
-
-
-def theta_to_sdcor(res, theta):
-    """θ → (sd, corr) of every term, in lme4's ``.sig`` order."""
-    out = []
-    for T in res.model.random_effects.factors(theta):
-        cov = T @ T.T
-        sd = np.sqrt(np.diag(cov))
-        out.extend(sd)
-        for j in range(len(sd)):
-            for i in range(j + 1, len(sd)):
-                out.append(cov[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else 0.0)
-    return np.array(out)
-
-
-def sdcor_to_theta(res, values):
-    """(sd, corr) → θ; raises ValueError when the correlations are not valid."""
-    theta = []
-    pos = 0
-    for term in res.model.random_effects.terms:
-        s = term.n_cov
-        sd = np.asarray(values[pos:pos + s])
-        pos += s
-        R = np.eye(s)
-        for j in range(s):
-            for i in range(j + 1, s):
-                R[i, j] = R[j, i] = values[pos]
-                pos += 1
-        cov = R * np.outer(sd, sd)
-        if s == 1:
-            T = np.sqrt(cov)
-        else:
-            try:
-                T = np.linalg.cholesky(cov + 1e-300 * np.eye(s))
-            except np.linalg.LinAlgError:
-                raise ValueError("correlation matrix not positive definite") from None
-        theta.extend(T[r, c] for r, c in term.theta_rows_cols)
-    return np.array(theta)
 
 
 # -- likelihood profiles ----------------------------------------------------------------------
@@ -267,37 +222,30 @@ class Profile:
 
 
 def _objective_for(res):
-    """Deviance over (sd/corr, log φ, β) and the MLE in that parameterization."""
+    """Deviance over (sd/corr, packed dispersion, β) and the MLE in that
+    parameterization."""
     model = res.model
-    nAGQ = res.nAGQ
-    info = res._fit.get("information", "observed")
-    k_sd = len(theta_to_sdcor(res, res.theta.to_numpy()))
-    disp = int(model.has_dispersion)
+    re = model.random_effects
+    k_sd = len(theta_to_sdcor(re, res.theta.to_numpy()))
+    with np.errstate(divide="ignore"):
+        packed = model.kernel.pack_dispersion(res.fit_record.dispersion)
     # a negative binomial at its boundary θ = ∞ (α = 0) keeps α there: log α = −∞
     # cannot be profiled, and the other parameters are profiled in the Poisson limit
-    fixed = [-np.inf] if disp and res.dispersion == 0 else []
-    disp -= len(fixed)
-    stage2 = model._stage2_objective(max(nAGQ, 1), res.u, info)
+    fixed = packed if not np.all(np.isfinite(packed)) else np.empty(0)
+    disp = packed.size - fixed.size
+    devfun = model.deviance_function(max(res.nAGQ, 1), res.fit_record.information, u0=res.u)
 
     def objective(x):
         try:
-            theta = sdcor_to_theta(res, x[:k_sd])
+            theta = sdcor_to_theta(re, x[:k_sd])
         except ValueError:
             return np.inf
-        return stage2(np.concatenate([theta, fixed, x[k_sd:]]))
+        return devfun(np.concatenate([theta, fixed, x[k_sd:]]))
 
-    mle = np.concatenate([theta_to_sdcor(res, res.theta.to_numpy()),
-                          [np.log(res.dispersion)] if disp else [], _fitted_beta(res)])
+    # an undefined correlation (a zero SD) is profiled from 0
+    sdcor = np.nan_to_num(theta_to_sdcor(re, res.theta.to_numpy()), nan=0.0)
+    mle = np.concatenate([sdcor, packed[:disp], res.fe_params])
     return objective, mle, k_sd, disp
-
-
-def _bounds(res, k_sd):
-    lower, upper = [], []
-    for term in res.model.random_effects.terms:
-        s = term.n_cov
-        lower += [0.0] * s + [-1.0] * (s * (s - 1) // 2)
-        upper += [np.inf] * s + [1.0] * (s * (s - 1) // 2)
-    return np.array(lower), np.array(upper)
 
 
 def profile(res, which=None, alphamax=0.01, maxpts=40, delta=None):
@@ -334,7 +282,7 @@ def profile(res, which=None, alphamax=0.01, maxpts=40, delta=None):
     unknown = set(which) - set(names)
     if unknown:
         raise ValueError(f"unknown parameters {sorted(unknown)}; choose from {names}")
-    lower_sd, upper_sd = _bounds(res, k_sd)
+    lower_sd, upper_sd = sdcor_bounds(model.random_effects)
     lower = np.concatenate([lower_sd, [-np.inf] * disp, np.full(model.k_fe, -np.inf)])
     upper = np.concatenate([upper_sd, [np.inf] * disp, np.full(model.k_fe, np.inf)])
     base = res.neg2llf
@@ -349,25 +297,22 @@ def profile(res, which=None, alphamax=0.01, maxpts=40, delta=None):
             rows.extend(_profile_direction(objective, mle, j, direction, base, cutoff, delta,
                                            se[j], lower, upper, maxpts, name))
     table = pd.DataFrame(rows)
-    if disp and short[k_sd] in which:
-        # profiled on log φ; reported on the θ (NB) or σ scale, ζ signed on that scale
-        rows_disp = table["param"] == short[k_sd]
-        table.loc[rows_disp, "value"] = _dispersion_to_reported(
-            res, table.loc[rows_disp, "value"].to_numpy())
-        if model.response.name == "negative.binomial":
+    kernel = model.kernel
+    for i in range(disp):
+        # profiled on the packed scale (log φ ...); reported on the σ (or θ = 1/α,
+        # power) scale, ζ signed on that scale
+        rows_disp = table["param"] == short[k_sd + i]
+        table.loc[rows_disp, "value"] = kernel.report_dispersion(
+            i, table.loc[rows_disp, "value"].to_numpy())
+        if kernel.report_is_decreasing(i):
             table.loc[rows_disp, "zeta"] = -table.loc[rows_disp, "zeta"]
     return Profile(res, table, which, [readable[names.index(n)] for n in which], mle)
-
-
-def _fitted_beta(res):
-    return getattr(res, "_results", res)._beta
 
 
 def _approximate_se(res, mle, k_sd, disp):
     """Rough standard errors to size the first profile steps."""
     se = np.full(mle.size, 0.1)
-    inner = getattr(res, "_results", res)
-    se[k_sd + disp:] = np.sqrt(np.diag(inner._vcov))
+    se[k_sd + disp:] = np.sqrt(np.diag(res.cov_fe))
     se[:k_sd] = np.maximum(0.25 * np.abs(mle[:k_sd]), 0.05)
     return se
 
@@ -455,12 +400,12 @@ def confint(res, method="Wald", level=0.95, nsim=500, seed=None, boot_type="perc
 
 # -- parametric bootstrap ---------------------------------------------------------------------
 def _default_statistic(res):
-    values = theta_to_sdcor(res, res.theta.to_numpy())
-    with np.errstate(divide="ignore"):  # α = 0: θ = ∞ at the NB boundary
-        log_phi = np.log(res.dispersion)
-    extra = ([_dispersion_to_reported(res, log_phi)]
-             if (res.model.has_dispersion or res.model.is_lmm) else [])
-    return np.concatenate([values, extra, _fitted_beta(res)])
+    values = theta_to_sdcor(res.model.random_effects, res.theta.to_numpy())
+    kernel = res.model.kernel
+    with np.errstate(divide="ignore", over="ignore"):  # α = 0: θ = ∞ at the NB boundary
+        packed = kernel.pack_dispersion(res.fit_record.dispersion)
+        extra = [kernel.report_dispersion(i, packed[i]) for i in range(packed.size)]
+    return np.concatenate([values, extra, res.fe_params])
 
 
 def _bootstrap_chunk(args):

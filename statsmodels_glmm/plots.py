@@ -35,15 +35,10 @@ def _axes(ax):
     return ax.figure, ax
 
 
-def _linear_predictor(res):
-    return np.asarray(res._results._fit["modes"].eta if hasattr(res, "_results")
-                      else res._fit["modes"].eta)
-
-
 def plot_residuals(res, ax=None):
     """Pearson residuals against the (conditional) linear predictor."""
     fig, ax = _axes(ax)
-    ax.scatter(_linear_predictor(res), np.asarray(res.resid_pearson), s=12, alpha=0.7)
+    ax.scatter(res.linear_predictor, np.asarray(res.resid_pearson), s=12, alpha=0.7)
     ax.axhline(0.0, color="grey", lw=1)
     ax.set_xlabel("linear predictor")
     ax.set_ylabel("Pearson residual")
@@ -55,7 +50,7 @@ def plot_scale_location(res, ax=None):
     """√|Pearson residual / σ| against the linear predictor."""
     fig, ax = _axes(ax)
     y = np.sqrt(np.abs(np.asarray(res.resid_pearson) / res.sigma))
-    ax.scatter(_linear_predictor(res), y, s=12, alpha=0.7)
+    ax.scatter(res.linear_predictor, y, s=12, alpha=0.7)
     ax.set_xlabel("linear predictor")
     ax.set_ylabel(r"$\sqrt{|\mathrm{scaled\ Pearson\ residual}|}$")
     ax.set_title("Scale-location")
@@ -152,17 +147,16 @@ def laplace_integrands(res, z=None):
     if len(re.terms) != 1 or re.terms[0].n_cov != 1:
         raise ValueError("the Laplace diagnostics need a single scalar random-effects term")
     z = np.linspace(-3, 3, 61) if z is None else np.asarray(z, dtype=float)
-    fit = res._results._fit if hasattr(res, "_results") else res._fit
-    modes = fit["modes"]
+    modes = res.modes
     term = re.terms[0]
     scaled = re.scaled_covariates(res.theta.to_numpy())[0][:, 0]
-    sd = 1.0 / modes.factor.diag[0].diagonal()
-    offset = model.offset + model.exog @ getattr(res, "_results", res)._beta
+    sd = 1.0 / modes.factor.block(0).diagonal()
+    offset = model.offset + model.exog @ res.fe_params
     resp = model.response
 
     def devc(u):
         mu = resp.mu(offset + scaled * u[term.refs])
-        return np.bincount(term.refs, weights=resp.neg2loglik_obs(mu, res.dispersion),
+        return np.bincount(term.refs, weights=resp.neg2loglik_obs(mu, res.fit_record.dispersion),
                            minlength=term.n_levels) + u * u
 
     d0 = devc(modes.u)

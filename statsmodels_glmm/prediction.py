@@ -15,8 +15,7 @@ from .formula_parser import parse_formula
 from .frame import prepare_newdata, referenced_columns
 from .r_formula import R_NAMESPACE
 
-__all__ = ["select_terms", "fixed_design", "linear_predictor", "simulate_response",
-           "PredictionResults"]
+__all__ = ["select_terms", "fixed_design", "linear_predictor", "PredictionResults"]
 
 
 
@@ -39,17 +38,12 @@ def select_terms(random_effects, re_form):
     return [term.group_name in groups for term in random_effects.terms]
 
 
-def _beta(results):
-    """The fitted fixed effects (without the NaN of dropped columns)."""
-    return getattr(results, "_results", results)._beta
-
-
 def _offset_for(model, frame, offset):
     total = np.zeros(len(frame))
     if offset is not None:
         total += np.asarray(offset, dtype=float)
     env = EvalEnvironment([R_NAMESPACE])
-    for expr in getattr(model, "offset_exprs", []):
+    for expr in model.offset_exprs:
         try:
             mat = dmatrix(f"0 + r_I({expr})", frame, eval_env=env, NA_action="drop",
                           return_type="dataframe")
@@ -66,7 +60,7 @@ def fixed_design(results, newdata, offset=None):
     Rows with a missing covariate come back as NaN (statsmodels reindexes them).
     """
     model = results.model
-    if not hasattr(model, "formula"):
+    if model.formula_full is None:
         raise ValueError("newdata needs a model created from a formula (glmer/from_formula)")
     rhs = str(model.formula).split("~", 1)[-1]
     needed = referenced_columns(rhs, model.data.frame.columns)
@@ -74,7 +68,7 @@ def fixed_design(results, newdata, offset=None):
     if absent:
         raise ValueError(f"newdata lacks the column(s) {absent} of the fixed effects")
     try:
-        X, _ = getattr(results, "_results", results)._transform_predict_exog(newdata)
+        X, _ = results._transform_predict_exog(newdata)
     except PatsyError as exc:
         # statsmodels re-raises the formula engine's error with a generic text: show
         # the original (e.g. a factor level that was not in the fitted data)
@@ -102,14 +96,14 @@ def linear_predictor(results, newdata=None, re_form=None, allow_new_levels=False
     theta = results.theta.to_numpy()
     b_terms = re.conditional_modes(theta, results.u)
     if newdata is None:
-        eta = model.exog @ _beta(results) + model.offset
+        eta = model.exog @ results.fe_params + model.offset
         for term, b, use in zip(re.terms, b_terms, keep):
             if use:
                 eta = eta + np.einsum("ij,ij->i", term.z, b[term.refs])
-        return eta, getattr(model, "row_labels", None)
+        return eta, model.row_labels
     newdata = prepare_newdata(newdata)
     X, offs = fixed_design(results, newdata, offset)
-    eta = X @ _beta(results) + offs
+    eta = X @ results.fe_params + offs
     for term, b, use in zip(re.terms, b_terms, keep):
         if not use:
             continue
@@ -128,31 +122,6 @@ def linear_predictor(results, newdata=None, re_form=None, allow_new_levels=False
             contrib[missing] = np.nan
         eta = eta + contrib
     return eta, newdata.index
-
-
-def simulate_response(response, mu, phi, rng):
-    """One draw of the response given the conditional means (the model's scale:
-    proportions for the binomial, keeping its trials)."""
-    name = response.name
-    w = response.weights
-    if name == "binomial":
-        trials = np.round(response.m).astype(np.int64) if np.any(response.trials > 1) or \
-            np.any(response.weights != 1) else np.ones(mu.size, dtype=np.int64)
-        successes = rng.binomial(trials, mu)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(trials > 0, successes / np.maximum(trials, 1), 0.0)
-    if name in ("poisson", "negative.binomial"):  # NB at α = 0 is the Poisson
-        return rng.poisson(mu).astype(float)
-    if name == "negative.binomial" and response.alpha(phi) > 0:
-        r = 1.0 / response.alpha(phi)
-        return rng.negative_binomial(r, r / (r + mu)).astype(float)
-    if name == "Gamma":
-        shape = w / phi
-        return rng.gamma(shape, mu / shape)
-    if name == "inverse.gaussian":
-        lam = w / phi
-        return stats.invgauss.rvs(mu / lam, scale=lam, random_state=rng)
-    return rng.normal(mu, np.sqrt(phi / w))
 
 
 class PredictionResults:

@@ -87,7 +87,7 @@ def agq_deviance(response, re, scaled, offset, modes, k, phi=1.0):
     refs, ell, s = term.refs, term.n_levels, term.n_cov
     zt = scaled[0]
     u_hat = modes.u.reshape(ell, s)
-    block = modes.factor.diag[0]
+    block = modes.factor.block(0)
     # L_j⁻ᵀ per level: u = ũ_j + L_j⁻ᵀ z has covariance (L_j L_jᵀ)⁻¹
     scale_t = np.transpose(block.inverse, (0, 2, 1))
     devc0 = (np.bincount(refs, weights=modes.neg2ll, minlength=ell)

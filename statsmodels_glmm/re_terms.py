@@ -19,9 +19,8 @@ import pandas as pd
 from patsy import EvalEnvironment, PatsyError, build_design_matrices, dmatrix
 import scipy.sparse as sp
 
-from .frame import referenced_columns
 from .levels import factor_codes, lookup_codes
-from .r_formula import R_NAMESPACE
+from .r_formula import R_NAMESPACE, referenced_columns
 
 __all__ = ["RandomEffectsTerm", "RandomEffects", "build_random_effects", "group_codes"]
 
@@ -283,6 +282,16 @@ class RandomEffects:
     def sparse_z(self):
         """Z, n x q, columns in the sorted term order."""
         return sp.hstack([t.sparse_z() for t in self.terms], format="csr")
+
+    def term_labels(self):
+        """Grouping-factor names, repeated ones numbered ``g``, ``g.1`` ... as R does."""
+        seen = {}
+        labels = []
+        for term in self.terms:
+            count = seen.get(term.group_name, 0)
+            seen[term.group_name] = count + 1
+            labels.append(term.group_name if count == 0 else f"{term.group_name}.{count}")
+        return labels
 
     def theta_names(self):
         """Readable names of the θ elements, e.g. ``herd:(Intercept)``."""

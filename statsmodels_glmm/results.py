@@ -1,4 +1,11 @@
-"""Results of a GLMM fit: statsmodels inference on β plus lme4's accessors."""
+"""Results of a GLMM fit: statsmodels inference on β plus lme4's accessors.
+
+The fit hands its results a :class:`GLMMFit` record (MixedModels.jl's
+``OptSummary``), filled completely by both producers (:mod:`stages` for the
+GLMM, :mod:`lmm` for the linear mixed model).
+"""
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -6,13 +13,70 @@ from scipy import stats
 import scipy.linalg as sla
 import statsmodels.base.model as base
 import statsmodels.base.wrapper as wrap
-from statsmodels.iolib.summary import Summary
-from statsmodels.iolib.table import SimpleTable
 from statsmodels.tools._decorators import cache_readonly
 
-from .response import family_name, link_name
+from .families import NegativeBinomialKernel, TweedieKernel
+from .params import sdcor_from_covariance
+from .r_formula import update_formula
+from .summary import summary_tables
+from .wald import wald_test_estimable
 
-__all__ = ["GLMMResults", "GLMMResultsWrapper"]
+__all__ = ["GLMMFit", "GLMMResults", "GLMMResultsWrapper"]
+
+
+@dataclass
+class GLMMFit:
+    """Everything a fit produces, handed from the model to its results.
+
+    Attributes
+    ----------
+    theta : ndarray
+        lme4's θ at the optimum.
+    beta : ndarray
+        Fixed effects (the columns kept after the rank check).
+    dispersion : float or tuple
+        The family kernel's dispersion value (see :mod:`families`): 1 for
+        binomial and Poisson, φ (σ² for the LMM), α for the negative binomial,
+        (φ, p) for Tweedie.
+    modes : pirls.PirlsResult or lmm.LmmModes
+        Conditional modes û and everything evaluated there (η, μ, the factor).
+    neg2ll : float
+        −2 log-likelihood at the optimum (the REML criterion for a REML fit).
+    nAGQ : int
+    optimizer : optimizer.OptimizeResult
+        The last optimizer stage.
+    nfev : dict
+        Evaluations per stage: ``stage1_nfev`` (nAGQ=0 stage), ``stage2_nfev``.
+    vcov, vcov_conditional : ndarray
+        The covariance of β̂ reported, and the one conditional on θ (R_X⁻¹R_X⁻ᵀ).
+    cov_type : {"hessian", "conditional"}
+    information : {"observed", "expected"}
+    reml : bool
+    hessian : ndarray or None
+        Finite-difference Hessian of the deviance over the packed parameters
+        (θ, packed dispersion, β).
+    convergence : dict or None
+        The checks of :func:`convergence.check_convergence`.
+    hessian_skipped : bool
+        The Hessian was skipped for a large model (``calc_hessian="auto"``).
+    """
+
+    theta: np.ndarray
+    beta: np.ndarray
+    dispersion: object
+    modes: object
+    neg2ll: float
+    nAGQ: int
+    optimizer: object
+    nfev: dict
+    vcov: np.ndarray
+    vcov_conditional: np.ndarray
+    cov_type: str
+    information: str = "observed"
+    reml: bool = False
+    hessian: object = None
+    convergence: object = None
+    hessian_skipped: bool = False
 
 
 class GLMMResults(base.LikelihoodModelResults):
@@ -47,40 +111,60 @@ class GLMMResults(base.LikelihoodModelResults):
         # columns dropped for collinearity are NaN in params, bse and cov_params
         k = len(model.exog_names) if model.exog_names is not None else model.k_fe
         params = np.full(k, np.nan)
-        params[model.kept_columns] = fit["beta"]
+        params[model.kept_columns] = fit.beta
         vcov = np.full((k, k), np.nan)
-        vcov[np.ix_(model.kept_columns, model.kept_columns)] = fit["vcov"]
+        vcov[np.ix_(model.kept_columns, model.kept_columns)] = fit.vcov
         super().__init__(model, params, normalized_cov_params=vcov, scale=1.0)
-        self._beta = np.asarray(fit["beta"])
-        self._vcov = np.asarray(fit["vcov"])
-        self._fit = fit
-        self.nAGQ = fit["nAGQ"]
-        self.reml = fit["reml"]
-        self.cov_type = fit["cov_type"]
+        self.fit_record = fit
+        self.nAGQ = fit.nAGQ
+        self.reml = fit.reml
+        self.cov_type = fit.cov_type
         self.use_t = False
-        self.dispersion = float(fit["phi"])
-        self.optimizer = fit["optimizer"]
+        self.dispersion = model.kernel.phi(fit.dispersion)
+        self.optimizer = fit.optimizer
         self.converged = bool(self.optimizer.converged)
         self.mle_retvals = {"converged": self.converged, "nfev": self.optimizer.nfev,
-                            "message": self.optimizer.message, **fit["history"]}
-        self.u = fit["modes"].u
-        self.hessian = fit["hessian"]
-        self.convergence = fit.get("convergence")
+                            "message": self.optimizer.message, **fit.nfev}
+        self.u = fit.modes.u
+        self.hessian = fit.hessian
+        self.convergence = fit.convergence
         self.nobs = model.nobs
-        self.df_modelwc = model.k_fe + model.k_theta + int(
-            model.has_dispersion or model.is_lmm)
+        self.df_modelwc = model.k_fe + model.k_theta + model.kernel.n_dispersion
         self.df_resid = self.nobs - self.df_modelwc
         self.df_model = model.df_model
+
+    # -- public accessors of the fit ---------------------------------------------------
+    @cache_readonly
+    def fe_params(self):
+        """The estimated fixed effects β (without the NaN of columns dropped for
+        collinearity), as an array in the order of ``model.fe_names``."""
+        return np.asarray(self.fit_record.beta, dtype=float)
+
+    @cache_readonly
+    def cov_fe(self):
+        """Covariance of :attr:`fe_params` (``cov_params()`` without the NaN rows)."""
+        return np.asarray(self.fit_record.vcov, dtype=float)
+
+    @cache_readonly
+    def linear_predictor(self):
+        """η = offset + X β + Z b at the conditional modes."""
+        return np.asarray(self.fit_record.modes.eta)
+
+    @cache_readonly
+    def modes(self):
+        """The conditional modes and what was evaluated there (``u``, ``eta``,
+        ``mu``, the ``factor`` L), a :class:`pirls.PirlsResult`."""
+        return self.fit_record.modes
 
     # -- likelihood summaries ---------------------------------------------------------
     @cache_readonly
     def llf(self):
-        return -0.5 * float(self._fit["deviance"])
+        return -0.5 * float(self.fit_record.neg2ll)
 
     @cache_readonly
     def neg2llf(self):
         """−2 × log-likelihood (lme4 ≥ 1.1-37 prints it as ``-2*log(L)``)."""
-        return float(self._fit["deviance"])
+        return float(self.fit_record.neg2ll)
 
     @cache_readonly
     def aic(self):
@@ -94,11 +178,11 @@ class GLMMResults(base.LikelihoodModelResults):
     def deviance(self):
         """Sum of unit deviances at the conditional modes (lme4's ``deviance``)."""
         return float(self.model.response.unit_deviance(self.fittedvalues_array,
-                                                       self.dispersion).sum())
+                                                       self.fit_record.dispersion).sum())
 
     @cache_readonly
     def fittedvalues_array(self):
-        return np.asarray(self._fit["modes"].mu)
+        return np.asarray(self.fit_record.modes.mu)
 
     @cache_readonly
     def fittedvalues(self):
@@ -110,23 +194,28 @@ class GLMMResults(base.LikelihoodModelResults):
         """(y − μ) √(w / V(μ)), the Pearson residuals (not divided by σ)."""
         resp = self.model.response
         mu = self.fittedvalues_array
-        return (resp.y - mu) * np.sqrt(resp.weights / resp.variance(mu, self.dispersion))
+        return (resp.y - mu) * np.sqrt(
+            resp.weights / resp.variance(mu, self.fit_record.dispersion))
 
     @cache_readonly
     def sigma(self):
         """lme4's ``sigma()``: √φ (1 for binomial, Poisson and negative binomial)."""
-        if self.model.response.name == "negative.binomial":
-            return 1.0
-        return float(np.sqrt(self.dispersion))
+        return self.model.kernel.sigma(self.fit_record.dispersion)
 
     @cache_readonly
     def nb_theta(self):
         """Negative binomial shape θ = 1/α (glmmTMB's nbinom2 dispersion), or None."""
-        resp = self.model.response
-        if resp.name != "negative.binomial":
+        kernel = self.model.kernel
+        if not isinstance(kernel, NegativeBinomialKernel):
             return None
-        alpha = resp.alpha(self.dispersion)
-        return np.inf if alpha == 0 else 1.0 / alpha
+        return kernel.shape(self.fit_record.dispersion)
+
+    @cache_readonly
+    def tweedie_power(self):
+        """The Tweedie power p (estimated by maximum likelihood), or None."""
+        kernel = self.model.kernel
+        return kernel.power(self.fit_record.dispersion) if isinstance(
+            kernel, TweedieKernel) else None
 
     @cache_readonly
     def nb_theta_se(self):
@@ -148,7 +237,7 @@ class GLMMResults(base.LikelihoodModelResults):
     @cache_readonly
     def theta(self):
         names = self.model.random_effects.theta_names()
-        return pd.Series(np.asarray(self._fit["theta"], dtype=float), index=names,
+        return pd.Series(np.asarray(self.fit_record.theta, dtype=float), index=names,
                          name="theta")
 
     def _re_scale(self):
@@ -160,17 +249,7 @@ class GLMMResults(base.LikelihoodModelResults):
         re = self.model.random_effects
         covs = re.covariances(self.theta.to_numpy(), self._re_scale())
         return {label: pd.DataFrame(cov, index=term.cnames, columns=term.cnames)
-                for label, term, cov in zip(self._term_labels(), re.terms, covs)}
-
-    def _term_labels(self):
-        """Grouping-factor names, repeated ones numbered ``g``, ``g.1`` ... as R does."""
-        seen = {}
-        labels = []
-        for term in self.model.random_effects.terms:
-            count = seen.get(term.group_name, 0)
-            seen[term.group_name] = count + 1
-            labels.append(term.group_name if count == 0 else f"{term.group_name}.{count}")
-        return labels
+                for label, term, cov in zip(re.term_labels(), re.terms, covs)}
 
     def varcorr(self):
         """Variance components as R's ``as.data.frame(VarCorr(m))``.
@@ -186,17 +265,16 @@ class GLMMResults(base.LikelihoodModelResults):
         rows = []
         re = self.model.random_effects
         covs = re.covariances(self.theta.to_numpy(), self._re_scale())
-        for label, term, cov in zip(self._term_labels(), re.terms, covs):
-            sd = np.sqrt(np.diag(cov))
+        for label, term, cov in zip(re.term_labels(), re.terms, covs):
+            sd, corr = sdcor_from_covariance(cov)
             for i, name in enumerate(term.cnames):
                 rows.append((label, name, None, cov[i, i], sd[i]))
-            for j in range(len(term.cnames)):
-                for i in range(j + 1, len(term.cnames)):
-                    corr = cov[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
-                    rows.append((label, term.cnames[j], term.cnames[i], cov[i, j], corr))
-        if self.model.is_lmm or (self.model.has_dispersion
-                                 and self.model.response.name != "negative.binomial"):
-            rows.append(("Residual", None, None, self.dispersion, self.sigma))
+            pairs = [(i, j) for j in range(len(sd)) for i in range(j + 1, len(sd))]
+            for (i, j), r in zip(pairs, corr):
+                rows.append((label, term.cnames[j], term.cnames[i], cov[i, j], r))
+        residual = self.model.kernel.residual_variance(self.fit_record.dispersion)
+        if residual is not None:
+            rows.append(("Residual", None, None, residual, self.sigma))
         return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
 
     def ranef(self, condVar=False):
@@ -254,9 +332,9 @@ class GLMMResults(base.LikelihoodModelResults):
         factor at the modes: conditional on θ and β, as lme4's ``postVar``.
         """
         re = self.model.random_effects
-        factor = self._fit["modes"].factor.leading(len(re.terms))
+        factor = self.fit_record.modes.factor.leading(len(re.terms))
         if len(re.terms) == 1:
-            inv = factor.diag[0].inverse
+            inv = factor.block(0).inverse
             blocks = [np.einsum("lki,lkj->lij", inv, inv)]
         else:
             Linv = np.linalg.inv(factor.to_dense())
@@ -282,7 +360,7 @@ class GLMMResults(base.LikelihoodModelResults):
             name (``(Intercept)`` to ``Intercept``).
         """
         out = {}
-        params = pd.Series(self._beta, index=self.model.fe_names)
+        params = pd.Series(self.fe_params, index=self.model.fe_names)
         for group, frame in self.ranef().items():
             table = pd.DataFrame(np.tile(params.to_numpy(), (len(frame), 1)),
                                  index=frame.index, columns=params.index)
@@ -355,7 +433,7 @@ class GLMMResults(base.LikelihoodModelResults):
 
         model = self.model
         if newdata is None:
-            X, offs, index = model.exog, model.offset, getattr(model, "row_labels", None)
+            X, offs, index = model.exog, model.offset, model.row_labels
         else:
             from .frame import prepare_newdata
             from .prediction import fixed_design
@@ -363,8 +441,8 @@ class GLMMResults(base.LikelihoodModelResults):
             newdata = prepare_newdata(newdata)
             X, offs = fixed_design(self, newdata, offset)
             index = newdata.index
-        eta = X @ self._beta + offs
-        se = np.sqrt(np.einsum("ij,jk,ik->i", X, self._vcov, X))
+        eta = X @ self.fe_params + offs
+        se = np.sqrt(np.einsum("ij,jk,ik->i", X, self.cov_fe, X))
         return PredictionResults(eta, se, model.response.mu, model.response.mu_eta,
                                  which=which, index=index)
 
@@ -389,7 +467,7 @@ class GLMMResults(base.LikelihoodModelResults):
             scale: 0/1 or proportions for the binomial (trials as in the fit),
             counts for the Poisson.
         """
-        from .prediction import linear_predictor, simulate_response
+        from .prediction import linear_predictor
 
         rng = np.random.default_rng(seed)
         model = self.model
@@ -405,10 +483,11 @@ class GLMMResults(base.LikelihoodModelResults):
             else:
                 u = rng.standard_normal(re.n_re)
                 scaled = re.scaled_covariates(self.theta.to_numpy())
-                eta = (model.exog @ self._beta + model.offset
+                eta = (model.exog @ self.fe_params + model.offset
                        + re.linear_predictor(scaled, u))
-                index = getattr(model, "row_labels", None)
-            sims[f"sim_{k + 1}"] = simulate_response(resp, resp.mu(eta), self.dispersion, rng)
+                index = model.row_labels
+            sims[f"sim_{k + 1}"] = model.kernel.simulate(resp.mu(eta), self.fit_record.dispersion,
+                                                         rng)
         return pd.DataFrame(sims, index=index)
 
     @cache_readonly
@@ -426,7 +505,7 @@ class GLMMResults(base.LikelihoodModelResults):
     @cache_readonly
     def resid_working(self):
         """(y − μ) / (dμ/dη)."""
-        return self.resid_response / self.model.response.mu_eta(self._fit["modes"].eta)
+        return self.resid_response / self.model.response.mu_eta(self.fit_record.modes.eta)
 
     def resid(self, type="deviance", scaled=False):
         """Residuals of one type (lme4's ``residuals``; default deviance).
@@ -450,7 +529,7 @@ class GLMMResults(base.LikelihoodModelResults):
         model = self.model
         re = model.random_effects
         theta = self.theta.to_numpy()
-        modes = self._fit["modes"]
+        modes = self.fit_record.modes
         scaled = re.scaled_covariates(theta)
         w = model.response.working_weights(modes.eta, modes.mu, 1.0 if model.is_lmm
                                            else self.dispersion)
@@ -480,24 +559,12 @@ class GLMMResults(base.LikelihoodModelResults):
             Passed to :meth:`GLMM.fit` (defaults: the original ``nAGQ``, no
             nAGQ=0 stage, starting at the current θ, β, φ).
         """
-        import copy
-
-        from .response import Response
-
-        model = copy.copy(self.model)
-        resp = self.model.response
-        y = np.asarray(new_endog, dtype=float)
-        if y.shape[0] != resp.nobs:
-            raise ValueError(f"new_endog has {y.shape[0]} rows, the model {resp.nobs}")
-        weights = resp.weights if y.ndim == 1 else resp.prior_weights
-        model.response = Response(model.family, y, weights, resp.offset, model.endog_label)
-        model.endog = y
-        model._glm_start_cache = None
-        start = {"theta": self.theta.to_numpy(), "beta": self._beta}
+        model = self.model.with_response(new_endog)
+        start = {"theta": self.theta.to_numpy(), "beta": self.fe_params}
         if model.has_dispersion and self.dispersion > 0:
-            start["phi"] = self.dispersion
+            start["phi"] = self.fit_record.dispersion
         kwargs = {"nAGQ": self.nAGQ, "start": start, "nAGQ0_init": False,
-                  "information": self._fit.get("information", "observed")}
+                  "information": self.fit_record.information}
         if model.is_lmm:
             kwargs = {"reml": self.reml, "start": {"theta": start["theta"]}}
         kwargs.update(fit_kwargs)
@@ -516,28 +583,31 @@ class GLMMResults(base.LikelihoodModelResults):
             ``data``, ``subset``, ``family``, ``weights``, ``offset``, ``nAGQ``,
             ``reml`` ... replace the current values; the rest are kept.
         """
-        from .model import glmer
-        from .r_formula import update_formula
-
         model = self.model
-        if not hasattr(model, "formula_full"):
+        if model.formula_full is None:
             raise ValueError("update needs a model created from a formula")
         new_formula = model.formula_full
         if formula is not None:
             new_formula = update_formula(model.formula_full, formula) if "." in formula \
                 else formula
-        source = getattr(model, "source", None)
+        source = model.source
         if source is None and "data" not in kwargs:
             raise ValueError("update needs the data the model was fitted to, which were "
                              "removed (remove_data): pass data=")
-        args = {"family": model.family, "nAGQ": self.nAGQ, **(source or {})}
+        args = {"family": model.family, "estimate_alpha": model.estimate_alpha,
+                **(source or {})}
         if "data" in kwargs and "subset" not in kwargs:
             args["subset"] = None  # a new data set: the old row selection does not apply
+        fit_args = {"nAGQ": self.nAGQ}
         if model.is_lmm:
-            args["reml"] = self.reml
-        args.update(kwargs)
+            fit_args["reml"] = self.reml
+        model_keys = {"data", "family", "estimate_alpha", "subset", "weights", "offset",
+                      "missing", "eval_env"}
+        for key, value in kwargs.items():
+            (args if key in model_keys else fit_args)[key] = value
         data = args.pop("data")
-        return glmer(new_formula, data, **args)
+        new_model = type(model).from_formula(new_formula, data, **args)
+        return new_model.fit(**fit_args)
 
     def get_me(self, name):
         """Components of the fit by lme4's ``getME`` names.
@@ -557,12 +627,12 @@ class GLMMResults(base.LikelihoodModelResults):
             "Lambdat": lambda: re.relative_factor(theta).T.tocsr(),
             "u": lambda: self.u,
             "b": lambda: re.relative_factor(theta) @ self.u,
-            "L": lambda: self._fit["modes"].factor.leading(len(re.terms)).to_dense(),
+            "L": lambda: self.fit_record.modes.factor.leading(len(re.terms)).to_dense(),
             "theta": lambda: self.theta,
-            "beta": lambda: pd.Series(self._beta, index=model.fe_names),
+            "beta": lambda: pd.Series(self.fe_params, index=model.fe_names),
             "lower": re.theta_lower,
-            "mu": lambda: self._fit["modes"].mu,
-            "eta": lambda: self._fit["modes"].eta,
+            "mu": lambda: self.fit_record.modes.mu,
+            "eta": lambda: self.fit_record.modes.eta,
             "y": lambda: model.response.y,
             "offset": lambda: model.offset,
             "weights": lambda: model.response.prior_weights,
@@ -627,99 +697,9 @@ class GLMMResults(base.LikelihoodModelResults):
         return out
 
     # -- summary ---------------------------------------------------------------------
-    def _method_line(self):
-        if self.model.is_lmm:
-            crit = "REML" if self.reml else "maximum likelihood"
-            return f"Linear mixed model fit by {crit}"
-        if self.nAGQ == 1:
-            approx = "Laplace Approximation"
-        elif self.nAGQ == 0:
-            approx = "nAGQ = 0: fixed effects by PIRLS, Laplace Approximation"
-        else:
-            approx = f"Adaptive Gauss-Hermite Quadrature, nAGQ = {self.nAGQ}"
-        return f"Generalized linear mixed model fit by maximum likelihood ({approx})"
-
-    def _random_effects_table(self):
-        vc = self.varcorr()
-        rows = []
-        show_corr = vc["var2"].notna().any()
-        for grp, sub in vc.groupby("grp", sort=False):
-            variances = sub[sub["var2"].isna()]
-            corr = sub[sub["var2"].notna()]
-            for k, (_, row) in enumerate(variances.iterrows()):
-                name = "" if row["var1"] is None else row["var1"]
-                cells = [grp if k == 0 else "", name, f"{row['vcov']:.4g}", f"{row['sdcor']:.4g}"]
-                if show_corr:
-                    cors = [f"{c:.2f}" for c in corr.loc[corr["var2"] == name, "sdcor"]]
-                    cells.append(" ".join(cors))
-                rows.append(cells)
-        header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] if show_corr else [])
-        return SimpleTable(rows, header, title="Random effects")
-
     def summary(self, alpha=0.05, title=None):
         """A statsmodels ``Summary`` laid out like lme4's ``summary(glmer)``."""
-        model = self.model
-        resp = model.response
-        smry = Summary()
-        fam = "gaussian" if model.is_lmm else family_name(model.family)
-        formula = getattr(model, "formula_full", None) or "(array input)"
-        groups = ", ".join(f"{g}, {n}" for g, n in self.ngroups().items())
-        header = [["Family:", f"{fam} ({link_name(model.family.link)})"],
-                  ["Formula:", formula],
-                  ["No. Observations:", f"{int(self.nobs)}"],
-                  ["Groups:", groups],
-                  ["Optimizer:", f"BOBYQA, {self.optimizer.nfev} evaluations, "
-                                 f"{'converged' if self.converged else 'NOT converged'}"]]
-        smry.tables.append(SimpleTable(header, title=title or self._method_line(),
-                                       txt_fmt={"data_aligns": "l", "colsep": " "}))
-        crit = "REML crit." if self.reml else "-2logLik"
-        stat_header = ["AIC", "BIC", "logLik", crit, "df.resid"]
-        stat_row = [f"{self.aic:.1f}", f"{self.bic:.1f}", f"{self.llf:.1f}",
-                    f"{self.neg2llf:.1f}", f"{int(self.df_resid)}"]
-        smry.tables.append(SimpleTable([stat_row], stat_header, title="Fit statistics"))
-        scaled = self.resid_pearson / self.sigma
-        quant = np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1.0])
-        smry.tables.append(SimpleTable([[f"{v:.4f}" for v in quant]],
-                                       ["Min", "1Q", "Median", "3Q", "Max"],
-                                       title="Scaled residuals"))
-        smry.tables.append(self._random_effects_table())
-        smry.add_table_params(self, yname=model.endog_label, xname=list(model.exog_names),
-                              alpha=alpha, use_t=False)
-        smry.tables[-1].title = "Fixed effects"
-        extra = [f"Fixed-effects covariance: {self.cov_type}."]
-        if self._fit.get("hessian_skipped"):
-            extra.append("The finite-difference Hessian was skipped for this large model "
-                         "(fit(calc_hessian=True) computes it).")
-        if resp.name == "negative.binomial":
-            se = "" if self.nb_theta_se is None else f" (SE {self.nb_theta_se:.4g})"
-            how = "ML" if model.has_dispersion else "fixed"
-            if np.isinf(self.nb_theta):
-                se = " (boundary: no overdispersion, the Poisson limit; no SE)"
-            extra.append(f"Negative binomial shape theta = 1/alpha ({how}): "
-                         f"{self.nb_theta:.4g}{se}.")
-        elif resp.name != "binomial" and resp.name != "poisson" and not model.is_lmm:
-            extra.append(f"Dispersion parameter (ML): {self.dispersion:.4g}.")
-        if model.dropped_columns:
-            extra.append("Dropped for collinearity (NaN above): "
-                         + ", ".join(model.dropped_columns) + ".")
-        p = len(self._beta)
-        if 1 < p <= 12:
-            cov = self._vcov
-            sd = np.sqrt(np.diag(cov))
-            corr = cov / np.outer(sd, sd)
-            names = [str(n)[:10] for n in model.fe_names]
-            lines = ["Correlation of Fixed Effects:", " " * 12 + " ".join(
-                f"{n:>10}" for n in names[:-1])]
-            for i in range(1, p):
-                lines.append(f"{names[i]:<12}" + " ".join(
-                    f"{corr[i, j]:>10.3f}" for j in range(i)))
-            extra.extend(lines)
-        if self.is_singular():
-            extra.append("boundary (singular) fit: a variance component is estimated as 0.")
-        if not self.converged:
-            extra.append(f"The optimizer did not converge: {self.optimizer.message}.")
-        smry.add_extra_txt(extra)
-        return smry
+        return summary_tables(self, alpha=alpha, title=title)
 
     # statsmodels hooks ----------------------------------------------------------------
     def wald_test(self, r_matrix, cov_p=None, invcov=None, use_f=None, df_constraints=None,
@@ -731,45 +711,11 @@ class GLMMResults(base.LikelihoodModelResults):
         then tests what remains of a term, or reports NaN for a term that was
         dropped whole); a row that mixes them with estimated columns is an error.
         """
-        model = self.model
-        if not model.dropped_columns or cov_p is not None or invcov is not None:
+        if not self.model.dropped_columns or cov_p is not None or invcov is not None:
             return super().wald_test(r_matrix, cov_p=cov_p, invcov=invcov, use_f=use_f,
                                      df_constraints=df_constraints, scalar=scalar)
-        from patsy import DesignInfo
-        from statsmodels.stats.contrast import ContrastResults
-
-        names = list(model.exog_names)
-        if isinstance(r_matrix, str):
-            constraint = DesignInfo(names).linear_constraint(r_matrix)
-            R, q = constraint.coefs, constraint.constants.ravel()
-        elif isinstance(r_matrix, tuple):
-            R, q = np.atleast_2d(np.asarray(r_matrix[0], float)), np.asarray(r_matrix[1], float)
-        else:
-            R = np.atleast_2d(np.asarray(r_matrix, dtype=float))
-            q = np.zeros(R.shape[0])
-        q = np.broadcast_to(np.ravel(q), (R.shape[0],))
-        dropped = np.ones(len(names), dtype=bool)
-        dropped[model.kept_columns] = False
-        on_dropped = np.any(R[:, dropped] != 0, axis=1)
-        on_kept = np.any(R[:, ~dropped] != 0, axis=1)
-        mixed = on_dropped & on_kept
-        if mixed.any():
-            bad = [n for n, d in zip(names, dropped) if d and np.any(R[mixed][:, names.index(n)])]
-            raise ValueError(f"the hypothesis involves {', '.join(bad)}, dropped from the "
-                             "model for collinearity (not estimable)")
-        rows = on_kept
-        if not rows.any():
-            nan = np.nan
-            return ContrastResults(chi2=nan, df_denom=0, statistic=nan, distribution="chi2",
-                                   distargs=(0,))
-        Rk, diff = R[rows][:, ~dropped], R[rows][:, ~dropped] @ self._beta - q[rows]
-        cov = Rk @ self._vcov @ Rk.T
-        stat = float(diff @ np.linalg.pinv(cov) @ diff)
-        J = df_constraints or int(np.linalg.matrix_rank(cov))
-        if use_f or (use_f is None and self.use_t):
-            return ContrastResults(F=stat / J, df_denom=self.df_resid, df_num=J)
-        return ContrastResults(chi2=stat, df_denom=J, statistic=stat, distribution="chi2",
-                               distargs=(J,))
+        return wald_test_estimable(self, r_matrix, use_f=use_f,
+                                   df_constraints=df_constraints)
 
     @cache_readonly
     def pvalues(self):

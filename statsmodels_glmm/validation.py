@@ -289,12 +289,13 @@ def check_fit_arguments(maxfun, blas_threads, boundary_tol, calc_hessian, nAGQ0_
     return maxfun, blas_threads
 
 
-def check_start(start, k_theta, k_fe, theta_lower, has_dispersion):
+def check_start(start, k_theta, k_fe, theta_lower, kernel):
     """Validated starting values ``{"theta", "beta", "phi"}`` as float arrays.
 
     A numeric vector is θ (as lme4's ``start``); lme4's name ``fixef`` is accepted
     for β. Refuses unknown keys, wrong lengths, non-finite values, θ below its
-    bounds and φ ≤ 0.
+    bounds and φ ≤ 0. ``kernel`` (:mod:`families`) says whether the family has
+    a dispersion parameter and checks its starting value.
     """
     if start is None:
         return {}
@@ -329,13 +330,15 @@ def check_start(start, k_theta, k_fe, theta_lower, has_dispersion):
         raise ValueError(f"start['theta'] elements {bad} are below their lower bound 0 "
                          "(diagonal elements of the relative covariance factor)")
     if start.get("phi") is not None:
-        if not has_dispersion:
+        if not kernel.n_dispersion:
             raise ValueError("start['phi'] is only for families with a dispersion parameter")
         phi = start["phi"]
-        if isinstance(phi, bool) or not isinstance(phi, numbers.Real) or \
-                not np.isfinite(phi) or phi <= 0:
+        if isinstance(phi, bool) or (np.ndim(phi) == 0 and not isinstance(phi, numbers.Real)):
             raise ValueError(f"start['phi'] must be a positive number, got {phi!r}")
-        out["phi"] = float(phi)
+        try:
+            out["phi"] = kernel.check_dispersion_start(phi)
+        except TypeError:
+            raise ValueError(f"start['phi'] must be a positive number, got {phi!r}") from None
     return out
 
 

@@ -196,8 +196,9 @@ def test_dispersion_families_fit(family):
     assert res.dispersion > 0
     assert list(res.varcorr()["grp"]) == ["g", "Residual"]
     # the dispersion is a maximum of the likelihood
-    p = res._results._fit["params_full"].copy()
-    f = res.model._stage2_objective(1, res.u, "observed")
+    fit = res.fit_record
+    p = res.model.parameters.pack(fit.theta, fit.dispersion, fit.beta)
+    f = res.model.deviance_function(1, u0=res.u)
     for h in (-0.01, 0.01):
         q = p.copy()
         q[1] += h

@@ -97,7 +97,7 @@ def test_hat_values_are_leverages(gm1p):
     model = gm1p.model
     theta = gm1p.theta.to_numpy()
     re = model.random_effects
-    modes = gm1p._results._fit["modes"]
+    modes = gm1p.modes
     w = model.response.working_weights(modes.eta, modes.mu)
     A = np.column_stack([re.sparse_z().toarray() @ re.relative_factor(theta).toarray(),
                          model.exog]) * np.sqrt(w)[:, None]
