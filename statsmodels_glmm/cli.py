@@ -12,27 +12,14 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 
 from . import datasets
 from .model import glmer
+from .validation import R_LINKS, check_family
 
 __all__ = ["main", "build_parser"]
 
-_FAMILIES = {
-    "binomial": (sm.families.Binomial, "logit"),
-    "poisson": (sm.families.Poisson, "log"),
-    "gamma": (sm.families.Gamma, "inverse"),
-    "gaussian": (sm.families.Gaussian, "identity"),
-    "inverse_gaussian": (sm.families.InverseGaussian, "1/mu^2"),
-}
-_LINKS = {
-    "logit": sm.families.links.Logit, "probit": sm.families.links.Probit,
-    "cloglog": sm.families.links.CLogLog, "cauchit": sm.families.links.Cauchy,
-    "log": sm.families.links.Log, "identity": sm.families.links.Identity,
-    "inverse": sm.families.links.InversePower, "sqrt": sm.families.links.Sqrt,
-    "1/mu^2": sm.families.links.InverseSquared,
-}
+_FAMILIES = ("binomial", "poisson", "gamma", "gaussian", "inverse_gaussian", "tweedie")
 
 
 def build_parser():
@@ -46,7 +33,7 @@ def build_parser():
                      help="a CSV file or the name of a bundled dataset "
                           f"({', '.join(datasets.available())})")
     fit.add_argument("--family", default="binomial", choices=sorted(_FAMILIES))
-    fit.add_argument("--link", choices=sorted(_LINKS), help="default: the family's")
+    fit.add_argument("--link", choices=sorted(R_LINKS), help="default: the family's")
     fit.add_argument("--nAGQ", type=int, default=1, help="0, 1 (Laplace) or quadrature points")
     fit.add_argument("--weights", help="column of prior weights")
     fit.add_argument("--offset", help="column of offsets")
@@ -69,8 +56,8 @@ def _load(source):
 
 
 def _family(name, link):
-    cls, default = _FAMILIES[name]
-    return cls(link=_LINKS[link or default]())
+    """The family as R writes it, e.g. ``binomial(link = "probit")``."""
+    return check_family(f'{name}(link = "{link}")' if link else name)
 
 
 def results_to_dict(res):
@@ -105,7 +92,7 @@ def main(argv=None):
     data = _load(args.data)
     try:
         family = _family(args.family, args.link)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise SystemExit(
             f"error: link {args.link!r} is not valid for {args.family}: {exc}") from None
     try:

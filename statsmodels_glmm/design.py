@@ -8,10 +8,13 @@ space, so that the normal equations X̃'WX̃ PIRLS solves are as well conditione
 the weights allow; β = T⁻¹ β̃ is mapped back at the boundaries.
 """
 
+import warnings
+
 import numpy as np
 import scipy.linalg as sla
+from statsmodels.tools.sm_exceptions import ValueWarning
 
-__all__ = ["DesignBasis", "independent_columns", "analyse_design"]
+__all__ = ["DesignBasis", "independent_columns", "analyse_design", "drop_collinear_columns"]
 
 # above this condition number of X the fit uses the orthogonal basis
 _MAX_COND = 1e3
@@ -141,3 +144,27 @@ def analyse_design(X, tol=1e-7):
     R_kept = _triangular_factor(R[:, kept]) if kept.size else None
     Xk = X if kept.size == X.shape[1] else X[:, kept]
     return kept, DesignBasis(Xk, R_kept)
+
+
+def drop_collinear_columns(X, names, tol=1e-7, stacklevel=3):
+    """Drop columns of X that are linear combinations of earlier ones, as lme4
+    (R's scale-invariant QR rank rule, tolerance 1e-7), with a warning naming
+    them (they are reported as NaN in ``params``).
+
+    Returns
+    -------
+    X_kept : ndarray
+    kept : ndarray of int
+        Indices of the kept columns.
+    basis : DesignBasis
+        The well-conditioned basis of ``X_kept``.
+    """
+    kept, basis = analyse_design(X, tol)
+    if len(kept) < X.shape[1]:
+        dropped = [names[i] for i in range(X.shape[1]) if i not in kept]
+        warnings.warn(
+            f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
+            f"column(s): {', '.join(dropped)} (linear combinations of earlier columns; "
+            "reported as NaN in params)", ValueWarning, stacklevel=stacklevel)
+        X = X[:, kept]
+    return X, np.asarray(kept, dtype=np.intp), basis

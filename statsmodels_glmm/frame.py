@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from patsy import EvalEnvironment, PatsyError, dmatrices, dmatrix
 import patsy.builtins
+import statsmodels.genmod.families as fam
 from statsmodels.tools.sm_exceptions import ValueWarning
 
 from .formula_parser import split_top_level
@@ -36,7 +37,7 @@ from .validation import as_data_frame, numeric_vector, select_rows
 __all__ = ["check_design_finite", "check_values", "count_expression_missing",
            "normalize_columns", "prepare_newdata", "evaluate_response", "binary_response",
            "referenced_columns", "check_covariate_dtypes", "RESPONSE_COLUMN",
-           "ModelFrame", "model_frame"]
+           "ModelFrame", "model_frame", "check_proportion"]
 
 # the evaluated response is stored under this name for the formula engine
 RESPONSE_COLUMN = "__response__"
@@ -254,6 +255,17 @@ def binary_response(values, label, binomial=True):
             f"({shown[0]!r}) is failure (0) and all others success (1)", ValueWarning,
             stacklevel=5)
     return (values != levels[0]).astype(float).where(values.notna())
+
+
+def check_proportion(parsed, family, weights):
+    """lme4's proportion response ``y/n`` needs ``weights=n`` (the trials)."""
+    if parsed.cbind is not None or weights is not None:
+        return
+    if isinstance(family, fam.Binomial) and len(split_top_level(parsed.lhs, "/")) == 2:
+        trials = split_top_level(parsed.lhs, "/")[1][1]
+        raise ValueError(f"the proportion response {parsed.lhs!r} needs weights={trials} "
+                         "(the number of trials), as in lme4; or write "
+                         f"cbind(successes, failures)")
 
 
 # -- formula + data → the model frame (lme4's glFormula) -----------------------------------

@@ -25,40 +25,40 @@ import sys
 import warnings
 
 import numpy as np
-import pandas as pd
-from patsy import EvalEnvironment, PatsyError, dmatrices
+from patsy import PatsyError
 import statsmodels.api as sm
 import statsmodels.base.model as base
 from statsmodels.tools.sm_exceptions import ValueWarning
 
-from .blas import SMALL_DENSE, blas_limits
+from .blas import blas_limits
 from .blocked_cholesky import PenalizedSystem
-from .design import analyse_design
+from .design import drop_collinear_columns
 from .devfun import DevianceFunction
 from .diagnostics import warn_diverging, warn_separation, warn_singular
 from .families import BinomialKernel, NegativeBinomialKernel, kernel_class
-from .formula_parser import parse_formula, split_top_level
-from .frame import RESPONSE_COLUMN, model_frame
+from .formula_parser import parse_formula
+from .frame import RESPONSE_COLUMN, check_proportion, model_frame
 from .lmm import fit_lmm
 from .params import ParameterLayout
+from .pickling import RFormulaPickling
 from .pirls import pirls
 from .r_formula import R_NAMESPACE
-from .re_terms import RandomEffects, RandomEffectsTerm, group_codes
+from .re_terms import RandomEffects, single_term
 from .response import Response
 from .results import GLMMResults, GLMMResultsWrapper
-from .stages import FitOptions, fit_glmm, fit_negative_binomial
+from .stages import fit_glmm, fit_negative_binomial, glm_start_values
 from .validation import (
     as_data_frame,
+    check_design_rows,
     check_family,
-    check_fit_arguments,
-    check_start,
+    check_identifiable,
+    check_nagq,
     complete_arrays,
+    fit_options,
 )
 
 __all__ = ["GLMM", "glmer", "glmer_nb"]
 
-_MAX_NAGQ = 100
-_MAX_AGQ_NODES = 10_000  # product grid nAGQ**S for S correlated random effects
 
 
 def _caller_namespace(depth):
@@ -69,18 +69,7 @@ def _caller_namespace(depth):
     return namespace
 
 
-def _check_proportion(parsed, family, weights):
-    """lme4's proportion response ``y/n`` needs ``weights=n`` (the trials)."""
-    if parsed.cbind is not None or weights is not None:
-        return
-    if kernel_class(family) is BinomialKernel and len(split_top_level(parsed.lhs, "/")) == 2:
-        trials = split_top_level(parsed.lhs, "/")[1][1]
-        raise ValueError(f"the proportion response {parsed.lhs!r} needs weights={trials} "
-                         "(the number of trials), as in lme4; or write "
-                         f"cbind(successes, failures)")
-
-
-class GLMM(base.LikelihoodModel):
+class GLMM(RFormulaPickling, base.LikelihoodModel):
     """Generalized linear mixed model (lme4's ``glmer``).
 
     Parameters
@@ -142,7 +131,7 @@ class GLMM(base.LikelihoodModel):
         super().__init__(endog, exog, missing="none", **kwargs)
         self._set_formula_info(formula_info)
         if random_effects is None:
-            random_effects = self._single_term(groups, exog_re)
+            random_effects = single_term(groups, exog_re)
         self.family = copy.deepcopy(family)
         self.estimate_alpha = bool(estimate_alpha)
         self.random_effects = random_effects
@@ -153,7 +142,14 @@ class GLMM(base.LikelihoodModel):
         self.weights = None if weights is None else self.response.prior_weights
         self.exog = np.asarray(self.exog, dtype=float)
         self.is_lmm = self.kernel.is_linear_mixed_model
-        self._check_design()
+        check_design_rows(self.exog, self.response.nobs)
+        names = list(self.exog_names) if self.exog_names is not None else [
+            f"x{i}" for i in range(self.exog.shape[1])]
+        self.exog, self.kept_columns, self.design_basis = drop_collinear_columns(
+            self.exog, names)
+        self.fe_names = [names[i] for i in self.kept_columns]
+        self.dropped_columns = [n for i, n in enumerate(names) if i not in self.kept_columns]
+        check_identifiable(self.response, self.random_effects, self.endog_label, self.is_lmm)
         self.system = PenalizedSystem(random_effects)
         self.k_fe = self.exog.shape[1]
         self.k_theta = random_effects.n_theta
@@ -181,112 +177,6 @@ class GLMM(base.LikelihoodModel):
             self.endog_names if isinstance(self.endog_names, str) else "y")
         if self.data.ynames == RESPONSE_COLUMN:  # the response as the user wrote it
             self.data.ynames = self.endog_label
-
-    # -- pickling --------------------------------------------------------------------
-    def __getstate__(self):
-        """statsmodels rebuilds a formula model's design on unpickling by evaluating
-        the formula in guessed stack frames, where R's functions of the translated
-        formula (factor, poly, scale ...) are not found; the design is rebuilt
-        here instead, in R_NAMESPACE."""
-        state = self.__dict__.copy()
-        data = state.get("data")
-        specs = ("model_spec", "design_info")  # statsmodels >= 0.15, 0.14
-        if data is not None and any(k in vars(data) for k in specs):
-            # a shallow copy without statsmodels' own (get/set)state round trip
-            fields = {k: v for k, v in vars(data).items() if k not in specs}
-            data = object.__new__(type(data))
-            data.__dict__.update(fields, restore_r_model_spec=True)
-            state["data"] = data
-        return state
-
-    def __setstate__(self, state):
-        data = state.get("data")
-        if data is not None and vars(data).pop("restore_r_model_spec", False):
-            try:
-                from statsmodels.formula._manager import FormulaManager
-            except ImportError:  # statsmodels 0.14: patsy's design_info
-                _, design = dmatrices(data.formula, data.frame, return_type="dataframe",
-                                      eval_env=EvalEnvironment([R_NAMESPACE]))
-                data.design_info = design.design_info
-            else:
-                manager = FormulaManager()
-                manager.get_matrices(data.formula, data.frame, eval_env=dict(R_NAMESPACE),
-                                     pandas=True)
-                data.model_spec = manager.spec
-        self.__dict__.update(state)
-
-    # -- construction -----------------------------------------------------------
-    def _single_term(self, groups, exog_re):
-        groups = pd.Series(np.asarray(groups, dtype=object))
-        n = len(groups)
-        if exog_re is None:
-            z, cnames = np.ones((n, 1)), ["(Intercept)"]
-        else:
-            z = np.asarray(exog_re, dtype=float).reshape(n, -1)
-            cnames = list(getattr(exog_re, "columns", [f"z{i}" for i in range(z.shape[1])]))
-            if not np.all(np.isfinite(z)):
-                raise ValueError("exog_re has non-finite values")
-        refs, levels = group_codes(pd.DataFrame({"group": groups}), ("group",))
-        term = RandomEffectsTerm("group", cnames, "custom", refs, levels, z, ("group",))
-        return RandomEffects([term])
-
-    def _check_design(self):
-        X = self.exog
-        n = self.response.nobs
-        if X.ndim != 2 or X.shape[0] != n:
-            raise ValueError(f"exog must have {n} rows")
-        if not np.all(np.isfinite(X)):
-            raise ValueError("the fixed-effects design has non-finite values")
-        self._drop_collinear_columns()
-        self._check_response()
-        for term in self.random_effects.terms:
-            if term.n_levels < 2:
-                raise ValueError(
-                    f"grouping factor {term.group_name!r} has {term.n_levels} level; "
-                    "a random effect needs at least two"
-                )
-            if term.n_re > n:
-                raise ValueError(
-                    f"term ({term.expr} | {term.group_name}) has {term.n_re} random "
-                    f"effects for {n} observations; the model is not identifiable"
-                )
-
-    def _drop_collinear_columns(self, tol=1e-7):
-        """Drop columns of X that are linear combinations of earlier ones, as lme4
-        (R's scale-invariant QR rank rule, tolerance 1e-7); they are reported and
-        kept as NaN in ``params``."""
-        names = list(self.exog_names) if self.exog_names is not None else [
-            f"x{i}" for i in range(self.exog.shape[1])]
-        X = self.exog
-        kept, self.design_basis = analyse_design(X, tol)
-        kept = kept.tolist()
-        if len(kept) < X.shape[1]:
-            dropped = [names[i] for i in range(X.shape[1]) if i not in kept]
-            warnings.warn(
-                f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
-                f"column(s): {', '.join(dropped)} (linear combinations of earlier columns; "
-                "reported as NaN in params)", ValueWarning, stacklevel=4)
-            self.exog = X[:, kept]
-        self.kept_columns = np.asarray(kept, dtype=np.intp)
-        self.fe_names = [names[i] for i in kept]
-        self.dropped_columns = [n for i, n in enumerate(names) if i not in kept]
-
-    def _check_response(self):
-        """Errors and warnings about the response that lme4/R give."""
-        resp = self.response
-        y = resp.y[resp.weights > 0]
-        if y.size and np.ptp(y) == 0:
-            raise ValueError(f"response {self.endog_label!r} is constant ({y[0]:g}): there is "
-                             "nothing to model")
-        for message in self.kernel.response_warnings(self.endog_label):
-            warnings.warn(message, ValueWarning, stacklevel=4)
-        for term in self.random_effects.terms:
-            if term.n_levels == resp.nobs and (self.kernel.is_bernoulli or self.is_lmm):
-                kind = ("0/1 (Bernoulli) response" if self.kernel.is_bernoulli
-                        else "linear mixed model")
-                raise ValueError(
-                    f"grouping factor {term.group_name!r} has one level per observation: "
-                    f"its random effect is not identifiable in a {kind}")
 
     @classmethod
     def from_formula(cls, formula, data, family=None, subset=None, weights=None,
@@ -339,7 +229,7 @@ class GLMM(base.LikelihoodModel):
                 f"formula {formula!r} has no random-effects term like (1 | g); "
                 "for a model without random effects use statsmodels GLM"
             )
-        _check_proportion(parsed, family, weights)
+        check_proportion(parsed, family, weights)
         mf = model_frame(formula, data, parsed, kernel_class(family) is BinomialKernel,
                          subset, weights, offset, missing, eval_env)
         # statsmodels evaluates the fixed part, so the model gets formula names,
@@ -374,31 +264,6 @@ class GLMM(base.LikelihoodModel):
         return model
 
     # -- parameters and the deviance -------------------------------------------------
-    def check_nagq(self, nAGQ):
-        """The number of quadrature points as an int (1.0 is 1, as in R), checked."""
-        if isinstance(nAGQ, (float, np.floating)) and float(nAGQ).is_integer():
-            nAGQ = int(nAGQ)
-        if not isinstance(nAGQ, (int, np.integer)) or isinstance(nAGQ, bool) or nAGQ < 0:
-            raise ValueError(f"nAGQ must be a non-negative integer, got {nAGQ!r}")
-        nAGQ = int(nAGQ)
-        if nAGQ > _MAX_NAGQ:
-            raise ValueError(f"nAGQ must be at most {_MAX_NAGQ}, got {nAGQ}")
-        if nAGQ > 1:
-            terms = self.random_effects.terms
-            if len(terms) != 1:
-                raise ValueError(
-                    "nAGQ > 1 needs a single random-effects term such as (1 | g) or "
-                    "(1 + x | g); this model has "
-                    f"{', '.join(f'({t.expr} | {t.group_name})' for t in terms)}"
-                )
-            nodes = nAGQ ** terms[0].n_cov
-            if nodes > _MAX_AGQ_NODES:
-                raise ValueError(
-                    f"nAGQ = {nAGQ} for {terms[0].n_cov} correlated random effects needs "
-                    f"{nodes} quadrature nodes per level (at most {_MAX_AGQ_NODES}); use "
-                    "fewer points")
-        return nAGQ
-
     def pirls(self, theta, beta=None, phi=None, u0=None, tol=1e-12, information="observed"):
         """Conditional modes at (θ, β): PIRLS with β fixed, or jointly if β is None.
 
@@ -465,7 +330,7 @@ class GLMM(base.LikelihoodModel):
         --------
         devfun.DevianceFunction : the same function over the packed parameters.
         """
-        nAGQ = self.check_nagq(nAGQ)
+        nAGQ = check_nagq(nAGQ, self.random_effects)
         phi = self.kernel.default_dispersion() if phi is None else phi
         devfun = DevianceFunction(self, nAGQ, information, u0=u0)
         modes = self.pirls(theta, None if nAGQ == 0 else beta, phi, u0,
@@ -476,7 +341,8 @@ class GLMM(base.LikelihoodModel):
         """The deviance as a :class:`devfun.DevianceFunction` of the packed
         parameters (θ, dispersion, β) of :attr:`parameters` (of (θ, dispersion)
         for ``nAGQ=0``)."""
-        return DevianceFunction(self, self.check_nagq(nAGQ), information, u0=u0)
+        return DevianceFunction(self, check_nagq(nAGQ, self.random_effects), information,
+                                u0=u0)
 
     def glm_start(self):
         """Starting β and dispersion: one weighted least-squares step from R's
@@ -485,32 +351,8 @@ class GLMM(base.LikelihoodModel):
         Cheap (O(n p²)) and good enough: PIRLS and the first stage refine it.
         """
         if self._start_cache is None:
-            self._start_cache = self._compute_glm_start()
+            self._start_cache = glm_start_values(self)
         return self._start_cache
-
-    def _compute_glm_start(self):
-        resp, kernel, basis = self.response, self.kernel, self.design_basis
-        with np.errstate(all="ignore"):
-            eta = kernel.start_eta()
-            mu = kernel.mu(eta)
-            w, dmu = kernel.irls_quantities(eta, mu, kernel.default_dispersion())
-            z = eta - self.offset + (resp.y - mu) / dmu
-            ok = np.isfinite(z) & np.isfinite(w) & (w > 0)
-            Xw = basis.X[ok] * w[ok, None]
-            try:
-                beta = basis.to_external(np.linalg.solve(Xw.T @ basis.X[ok], Xw.T @ z[ok]))
-            except np.linalg.LinAlgError:
-                beta = np.zeros(self.k_fe)
-            if not np.all(np.isfinite(beta)):
-                beta = np.zeros(self.k_fe)
-            mu = kernel.mu(self.exog @ beta + self.offset)
-            disp = kernel.start_dispersion(mu, max(resp.nobs - self.k_fe, 1))
-        if not kernel.n_dispersion:
-            return beta, kernel.default_dispersion()
-        phi = np.ravel(disp)[0]
-        if not (np.isfinite(phi) and phi > 0):  # a degenerate start: φ = 1
-            disp = kernel.check_dispersion_start(1.0)
-        return beta, disp
 
     def theta_start(self, start):
         """Starting θ in the optimizer's coordinates θ · scale (see
@@ -569,8 +411,8 @@ class GLMM(base.LikelihoodModel):
         -------
         GLMMResultsWrapper
         """
-        options, blas_threads = self._fit_options(
-            kwargs, nAGQ=nAGQ, start=start, reml=reml, cov_type=cov_type, maxfun=maxfun,
+        options, blas_threads = fit_options(
+            self, kwargs, nAGQ=nAGQ, start=start, reml=reml, cov_type=cov_type, maxfun=maxfun,
             nAGQ0_init=nAGQ0_init, boundary_tol=boundary_tol, calc_hessian=calc_hessian,
             information=information, blas_threads=blas_threads)
         with blas_limits(blas_threads):
@@ -585,31 +427,6 @@ class GLMM(base.LikelihoodModel):
         warn_diverging(self.response, self.random_effects, fit.theta)
         return GLMMResultsWrapper(GLMMResults(self, fit))
 
-    def _fit_options(self, unexpected, blas_threads, **arguments):
-        """Validated :class:`stages.FitOptions` and the BLAS thread limit."""
-        if unexpected:
-            raise TypeError(f"unexpected keyword arguments: {', '.join(unexpected)}")
-        arguments["nAGQ"] = self.check_nagq(arguments["nAGQ"])
-        if arguments["reml"] and not self.is_lmm:
-            raise ValueError("reml=True needs the Gaussian family with the identity link")
-        if arguments["information"] not in ("observed", "expected"):
-            raise ValueError("information must be 'observed' or 'expected'")
-        if arguments["cov_type"] not in (None, "hessian", "conditional"):
-            raise ValueError("cov_type must be 'hessian' or 'conditional'")
-        arguments["maxfun"], blas_threads = check_fit_arguments(
-            arguments["maxfun"], blas_threads, arguments["boundary_tol"],
-            arguments["calc_hessian"], arguments["nAGQ0_init"])
-        arguments["start"] = check_start(arguments["start"], self.k_theta, self.k_fe,
-                                         self.random_effects.theta_lower(), self.kernel)
-        if blas_threads == "auto":
-            blas_threads = 1 if self._largest_dense_block() < SMALL_DENSE else None
-        return FitOptions(**arguments), blas_threads
-
-    def _largest_dense_block(self):
-        """Order of the largest dense block of the factor (crossed terms, X)."""
-        re = self.random_effects
-        crossed = [t.n_re for j, t in enumerate(re.terms) if j > 0 and not re.nested[j]]
-        return max(crossed + [self.k_fe])
 
 
 def glmer_nb(formula, data, link=None, nAGQ=1, weights=None, offset=None, subset=None,

@@ -87,7 +87,11 @@ def bobyqa(fun, x0, lower, initial_step, ftol_abs=1e-10, xtol_abs=1e-9, maxeval=
     opt.set_min_objective(objective)
     opt.set_lower_bounds(lower)
     opt.set_upper_bounds(upper)
-    opt.set_initial_step(np.asarray(initial_step, dtype=float))
+    # BOBYQA's first trust region must fit in the box (NLopt refuses it otherwise)
+    width = upper - lower
+    step = np.asarray(initial_step, dtype=float)
+    step = np.where(np.isfinite(width) & (width > 0), np.minimum(step, 0.5 * width), step)
+    opt.set_initial_step(step)
     opt.set_ftol_abs(ftol_abs)
     opt.set_ftol_rel(ftol_rel)
     opt.set_xtol_abs(np.full(x0.size, xtol_abs))

@@ -219,13 +219,19 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
         # the last iteration's factor, at a u within step_tol of the modes
         return PirlsResult(u, b if joint else beta, eta, mu,
                            factor.leading(len(re.terms)), neg2ll, iteration)
+    factor = _factor_at_modes(response, system, scaled, eta, mu, phi, information)
+    return PirlsResult(u, b if joint else beta, eta, mu, factor, neg2ll, iteration)
+
+
+def _factor_at_modes(response, system, scaled, eta, mu, phi, information):
+    """The factor of Λ'Z'WZΛ + I at the modes with the expected or observed
+    information as W (a non-canonical link, where they differ)."""
     if information == "expected":
         w = response.working_weights(eta, mu, phi)
     else:
         w = response.observed_weights(eta, mu, phi)
     try:
-        factor = system.factor(scaled, w)
+        return system.factor(scaled, w)
     except np.linalg.LinAlgError:
         raise PirlsError(f"the {information} information at the conditional modes is not "
                          "positive definite") from None
-    return PirlsResult(u, b if joint else beta, eta, mu, factor, neg2ll, iteration)

@@ -15,7 +15,7 @@ from .formula_parser import parse_formula
 from .frame import prepare_newdata, referenced_columns
 from .r_formula import R_NAMESPACE
 
-__all__ = ["select_terms", "fixed_design", "linear_predictor", "PredictionResults"]
+__all__ = ["select_terms", "fixed_design", "linear_predictor", "simulate", "PredictionResults"]
 
 
 
@@ -168,3 +168,28 @@ class PredictionResults:
         return pd.DataFrame({"mean": self.predicted, "mean_se": self.se,
                              "mean_ci_lower": ci[:, 0], "mean_ci_upper": ci[:, 1]},
                             index=self.index)
+
+
+def simulate(res, nsim=1, seed=None, use_u=False, newdata=None, re_form=None,
+             allow_new_levels=False):
+    """Simulated responses from a fit (see :meth:`GLMMResults.simulate`)."""
+    rng = np.random.default_rng(seed)
+    model = res.model
+    re = model.random_effects
+    resp = model.response
+    if newdata is not None and not use_u:
+        raise ValueError("simulating new random effects at newdata is not supported; "
+                         "use use_u=True")
+    sims = {}
+    for k in range(nsim):
+        if use_u:
+            eta, index = linear_predictor(res, newdata, re_form, allow_new_levels)
+        else:
+            u = rng.standard_normal(re.n_re)
+            scaled = re.scaled_covariates(res.theta.to_numpy())
+            eta = (model.exog @ res.fe_params + model.offset
+                   + re.linear_predictor(scaled, u))
+            index = model.row_labels
+        sims[f"sim_{k + 1}"] = model.kernel.simulate(resp.mu(eta), res.fit_record.dispersion,
+                                                     rng)
+    return pd.DataFrame(sims, index=index)

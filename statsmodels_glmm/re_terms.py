@@ -351,3 +351,20 @@ def build_random_effects(bars, frame, eval_env=None):
         terms.append(RandomEffectsTerm(bar.group_name, cnames, bar.expr, refs, levels, z,
                                        bar.factors, design_info, template))
     return RandomEffects(terms)
+
+
+def single_term(groups, exog_re=None):
+    """One random-effects term from arrays (the array interface of :class:`GLMM`):
+    a grouping factor and its covariates (default a random intercept)."""
+    groups = pd.Series(np.asarray(groups, dtype=object))
+    n = len(groups)
+    if exog_re is None:
+        z, cnames = np.ones((n, 1)), ["(Intercept)"]
+    else:
+        z = np.asarray(exog_re, dtype=float).reshape(n, -1)
+        cnames = list(getattr(exog_re, "columns", [f"z{i}" for i in range(z.shape[1])]))
+        if not np.all(np.isfinite(z)):
+            raise ValueError("exog_re has non-finite values")
+    refs, levels = group_codes(pd.DataFrame({"group": groups}), ("group",))
+    term = RandomEffectsTerm("group", cnames, "custom", refs, levels, z, ("group",))
+    return RandomEffects([term])

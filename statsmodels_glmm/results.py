@@ -10,13 +10,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats
-import scipy.linalg as sla
 import statsmodels.base.model as base
 import statsmodels.base.wrapper as wrap
 from statsmodels.tools._decorators import cache_readonly
 
+from . import getme as _getme
+from . import inference as _inference
+from . import prediction as _prediction
+from . import ranef as _ranef
 from .families import NegativeBinomialKernel, TweedieKernel
-from .params import sdcor_from_covariance
+from .frame import prepare_newdata
 from .r_formula import update_formula
 from .summary import summary_tables
 from .wald import wald_test_estimable
@@ -240,14 +243,11 @@ class GLMMResults(base.LikelihoodModelResults):
         return pd.Series(np.asarray(self.fit_record.theta, dtype=float), index=names,
                          name="theta")
 
-    def _re_scale(self):
-        return self.dispersion if self.model.is_lmm else 1.0
-
     @cache_readonly
     def cov_re(self):
         """Dict {term label: covariance DataFrame} of the random effects."""
         re = self.model.random_effects
-        covs = re.covariances(self.theta.to_numpy(), self._re_scale())
+        covs = re.covariances(self.theta.to_numpy(), _ranef.re_scale(self))
         return {label: pd.DataFrame(cov, index=term.cnames, columns=term.cnames)
                 for label, term, cov in zip(re.term_labels(), re.terms, covs)}
 
@@ -259,23 +259,10 @@ class GLMMResults(base.LikelihoodModelResults):
         pandas.DataFrame
             Columns ``grp, var1, var2, vcov, sdcor``: variances (``var2`` None,
             ``sdcor`` the standard deviation) then covariances (``sdcor`` the
-            correlation) for each term, and a ``Residual`` row for the LMM and
-            the families with a dispersion parameter.
+            correlation, NaN where a standard deviation is 0) for each term, and a
+            ``Residual`` row for the LMM and the families with a dispersion φ.
         """
-        rows = []
-        re = self.model.random_effects
-        covs = re.covariances(self.theta.to_numpy(), self._re_scale())
-        for label, term, cov in zip(re.term_labels(), re.terms, covs):
-            sd, corr = sdcor_from_covariance(cov)
-            for i, name in enumerate(term.cnames):
-                rows.append((label, name, None, cov[i, i], sd[i]))
-            pairs = [(i, j) for j in range(len(sd)) for i in range(j + 1, len(sd))]
-            for (i, j), r in zip(pairs, corr):
-                rows.append((label, term.cnames[j], term.cnames[i], cov[i, j], r))
-        residual = self.model.kernel.residual_variance(self.fit_record.dispersion)
-        if residual is not None:
-            rows.append(("Residual", None, None, residual, self.sigma))
-        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+        return _ranef.varcorr(self)
 
     def ranef(self, condVar=False):
         """Conditional modes of the random effects, b = Λ û.
@@ -295,35 +282,7 @@ class GLMMResults(base.LikelihoodModelResults):
             covariance matrices, and columns ``condsd(<name>)`` with their
             square-rooted diagonals.
         """
-        re = self.model.random_effects
-        cond = self.conditional_variances() if condVar else [None] * len(re.terms)
-        out = {}
-        for term, b, var in zip(re.terms, re.conditional_modes(self.theta.to_numpy(), self.u),
-                                cond):
-            frame = pd.DataFrame(b, index=term.levels, columns=term.cnames)
-            frame.index.name = term.group_name
-            if var is not None:
-                sd = np.sqrt(np.diagonal(var, axis1=1, axis2=2))
-                for i, name in enumerate(term.cnames):
-                    frame[f"condsd({name})"] = sd[:, i]
-            if term.group_name in out:
-                prev = out[term.group_name]
-                merged = prev.join(frame, rsuffix="'")
-                if var is not None:
-                    merged.attrs["condVar"] = _block_stack(prev.attrs["condVar"], var)
-                out[term.group_name] = merged
-            else:
-                if var is not None:
-                    frame.attrs["condVar"] = var
-                out[term.group_name] = frame
-        if condVar:  # modes first, then their conditional standard deviations
-            for name, frame in out.items():
-                modes = [c for c in frame.columns if not str(c).startswith("condsd(")]
-                sds = [c for c in frame.columns if str(c).startswith("condsd(")]
-                attrs = frame.attrs
-                out[name] = frame[modes + sds]
-                out[name].attrs.update(attrs)
-        return out
+        return _ranef.ranef(self, condVar)
 
     def conditional_variances(self):
         """Per term, the conditional covariance of b at each level, (levels, S, S).
@@ -331,23 +290,7 @@ class GLMMResults(base.LikelihoodModelResults):
         Λ_j [(L L')⁻¹]_jj Λ_j' (times σ² for the linear mixed model), with L the
         factor at the modes: conditional on θ and β, as lme4's ``postVar``.
         """
-        re = self.model.random_effects
-        factor = self.fit_record.modes.factor.leading(len(re.terms))
-        if len(re.terms) == 1:
-            inv = factor.block(0).inverse
-            blocks = [np.einsum("lki,lkj->lij", inv, inv)]
-        else:
-            Linv = np.linalg.inv(factor.to_dense())
-            full = Linv.T @ Linv
-            blocks = []
-            for term, lo in zip(re.terms, re.re_offsets):
-                s = term.n_cov
-                sub = full[lo:lo + term.n_re, lo:lo + term.n_re]
-                idx = np.arange(term.n_levels)[:, None] * s + np.arange(s)
-                blocks.append(sub[idx[:, :, None], idx[:, None, :]])
-        scale = self._re_scale()
-        return [scale * np.einsum("ij,ljk,mk->lim", T, blk, T)
-                for T, blk in zip(re.factors(self.theta.to_numpy()), blocks)]
+        return _ranef.conditional_variances(self)
 
     def coef(self):
         """Fixed plus random effects per level (lme4's ``coef``).
@@ -359,18 +302,8 @@ class GLMMResults(base.LikelihoodModelResults):
             effect}; random-effect covariates add to the fixed effect of the same
             name (``(Intercept)`` to ``Intercept``).
         """
-        out = {}
-        params = pd.Series(self.fe_params, index=self.model.fe_names)
-        for group, frame in self.ranef().items():
-            table = pd.DataFrame(np.tile(params.to_numpy(), (len(frame), 1)),
-                                 index=frame.index, columns=params.index)
-            for col in frame.columns:
-                name = "Intercept" if col == "(Intercept)" else str(col).rstrip("'")
-                if name not in table.columns:
-                    table[name] = 0.0
-                table[name] += frame[col].to_numpy()
-            out[group] = table
-        return out
+        return _ranef.coef(self)
+
     @cache_readonly
     def random_effects(self):
         """Conditional modes as statsmodels MixedLM: {level: Series}.
@@ -409,12 +342,10 @@ class GLMMResults(base.LikelihoodModelResults):
         pandas.Series (index of ``newdata``) or ndarray
             NaN where a covariate or grouping value is missing.
         """
-        from .prediction import linear_predictor
-
         if which not in ("mean", "linear"):
             raise ValueError("which must be 'mean' or 'linear'")
         newdata = exog if newdata is None else newdata
-        eta, index = linear_predictor(self, newdata, re_form, allow_new_levels, offset)
+        eta, index = _prediction.linear_predictor(self, newdata, re_form, allow_new_levels, offset)
         out = eta if which == "linear" else self.model.response.mu(eta)
         if index is not None:
             return pd.Series(out, index=index, name="predicted")
@@ -429,21 +360,16 @@ class GLMMResults(base.LikelihoodModelResults):
         prediction.PredictionResults
             ``predicted``, ``se``, ``conf_int(alpha)``, ``summary_frame(alpha)``.
         """
-        from .prediction import PredictionResults
-
         model = self.model
         if newdata is None:
             X, offs, index = model.exog, model.offset, model.row_labels
         else:
-            from .frame import prepare_newdata
-            from .prediction import fixed_design
-
             newdata = prepare_newdata(newdata)
-            X, offs = fixed_design(self, newdata, offset)
+            X, offs = _prediction.fixed_design(self, newdata, offset)
             index = newdata.index
         eta = X @ self.fe_params + offs
         se = np.sqrt(np.einsum("ij,jk,ik->i", X, self.cov_fe, X))
-        return PredictionResults(eta, se, model.response.mu, model.response.mu_eta,
+        return _prediction.PredictionResults(eta, se, model.response.mu, model.response.mu_eta,
                                  which=which, index=index)
 
     def simulate(self, nsim=1, seed=None, use_u=False, newdata=None, re_form=None,
@@ -467,28 +393,7 @@ class GLMMResults(base.LikelihoodModelResults):
             scale: 0/1 or proportions for the binomial (trials as in the fit),
             counts for the Poisson.
         """
-        from .prediction import linear_predictor
-
-        rng = np.random.default_rng(seed)
-        model = self.model
-        re = model.random_effects
-        resp = model.response
-        if newdata is not None and not use_u:
-            raise ValueError("simulating new random effects at newdata is not supported; "
-                             "use use_u=True")
-        sims = {}
-        for k in range(nsim):
-            if use_u:
-                eta, index = linear_predictor(self, newdata, re_form, allow_new_levels)
-            else:
-                u = rng.standard_normal(re.n_re)
-                scaled = re.scaled_covariates(self.theta.to_numpy())
-                eta = (model.exog @ self.fe_params + model.offset
-                       + re.linear_predictor(scaled, u))
-                index = model.row_labels
-            sims[f"sim_{k + 1}"] = model.kernel.simulate(resp.mu(eta), self.fit_record.dispersion,
-                                                         rng)
-        return pd.DataFrame(sims, index=index)
+        return _prediction.simulate(self, nsim, seed, use_u, newdata, re_form, allow_new_levels)
 
     @cache_readonly
     def resid_response(self):
@@ -526,22 +431,7 @@ class GLMMResults(base.LikelihoodModelResults):
     def hat_matrix_diag(self):
         """Leverages: the diagonal of the penalized weighted least squares hat
         matrix at the optimum (lme4's ``hatvalues``; for GLMMs only indicative)."""
-        model = self.model
-        re = model.random_effects
-        theta = self.theta.to_numpy()
-        modes = self.fit_record.modes
-        scaled = re.scaled_covariates(theta)
-        w = model.response.working_weights(modes.eta, modes.mu, 1.0 if model.is_lmm
-                                           else self.dispersion)
-        n, q = len(w), re.n_re
-        if n * (q + model.k_fe) > 5e7:
-            raise ValueError("the hat matrix diagonal needs an n x (q + p) dense solve; "
-                             "this model is too large")
-        factor = model.system.factor(scaled, w, model.exog)
-        A = np.column_stack([re.sparse_z().toarray() @ re.relative_factor(theta).toarray(),
-                             model.exog]) * np.sqrt(w)[:, None]
-        V = sla.solve_triangular(factor.to_dense(), A.T, lower=True)
-        return np.sum(V * V, axis=0)
+        return _getme.hat_matrix_diag(self)
 
     # -- refitting -------------------------------------------------------------------------
     def refit(self, new_endog, **fit_kwargs):
@@ -617,68 +507,30 @@ class GLMMResults(base.LikelihoodModelResults):
         ``mu``, ``eta``, ``y``, ``offset``, ``weights``, ``flist``, ``cnms``,
         ``n``, ``p``, ``q``.
         """
-        model = self.model
-        re = model.random_effects
-        theta = self.theta.to_numpy()
-        getters = {
-            "X": lambda: model.exog,
-            "Z": re.sparse_z,
-            "Lambda": lambda: re.relative_factor(theta),
-            "Lambdat": lambda: re.relative_factor(theta).T.tocsr(),
-            "u": lambda: self.u,
-            "b": lambda: re.relative_factor(theta) @ self.u,
-            "L": lambda: self.fit_record.modes.factor.leading(len(re.terms)).to_dense(),
-            "theta": lambda: self.theta,
-            "beta": lambda: pd.Series(self.fe_params, index=model.fe_names),
-            "lower": re.theta_lower,
-            "mu": lambda: self.fit_record.modes.mu,
-            "eta": lambda: self.fit_record.modes.eta,
-            "y": lambda: model.response.y,
-            "offset": lambda: model.offset,
-            "weights": lambda: model.response.prior_weights,
-            "flist": lambda: {t.group_name: pd.Categorical.from_codes(t.refs, t.levels)
-                              for t in re.terms},
-            "cnms": lambda: {t.group_name: t.cnames for t in re.terms},
-            "n": lambda: int(self.nobs),
-            "p": lambda: model.k_fe,
-            "q": lambda: re.n_re,
-        }
-        if name not in getters:
-            raise ValueError(f"unknown component {name!r}; one of {sorted(getters)}")
-        return getters[name]()
+        return _getme.get_me(self, name)
 
     # -- inference ---------------------------------------------------------------------------
     def anova(self, *others, names=None, boundary=False):
         """Likelihood-ratio table of this and other fits (see :func:`inference.anova`)."""
-        from .inference import anova
-
-        return anova(self, *others, names=names, boundary=boundary)
+        return _inference.anova(self, *others, names=names, boundary=boundary)
 
     def drop1(self, test="Chisq", **fit_kwargs):
         """Refit without each droppable fixed term (see :func:`inference.drop1`)."""
-        from .inference import drop1
-
-        return drop1(self, test=test, **fit_kwargs)
+        return _inference.drop1(self, test=test, **fit_kwargs)
 
     def profile(self, which=None, alphamax=0.01, maxpts=40):
         """Likelihood profiles of the sd/corr parameters and β (see
         :func:`inference.profile`)."""
-        from .inference import profile
-
-        return profile(self, which=which, alphamax=alphamax, maxpts=maxpts)
+        return _inference.profile(self, which=which, alphamax=alphamax, maxpts=maxpts)
 
     def confint(self, method="Wald", level=0.95, **kwargs):
         """Intervals for sd/corr and β: ``"Wald"``, ``"profile"`` or ``"boot"``
         (see :func:`inference.confint`)."""
-        from .inference import confint
-
-        return confint(self, method=method, level=level, **kwargs)
+        return _inference.confint(self, method=method, level=level, **kwargs)
 
     def bootstrap(self, nsim=100, func=None, seed=None, n_jobs=1, progress=False):
         """Parametric bootstrap (see :func:`inference.bootstrap`)."""
-        from .inference import bootstrap
-
-        return bootstrap(self, nsim=nsim, func=func, seed=seed, n_jobs=n_jobs,
+        return _inference.bootstrap(self, nsim=nsim, func=func, seed=seed, n_jobs=n_jobs,
                          progress=progress)
 
     def is_singular(self, tol=1e-4):
@@ -720,15 +572,6 @@ class GLMMResults(base.LikelihoodModelResults):
     @cache_readonly
     def pvalues(self):
         return 2 * stats.norm.sf(np.abs(self.tvalues))
-
-
-def _block_stack(a, b):
-    """Combine per-level covariance blocks of two terms of one grouping factor."""
-    sa, sb = a.shape[1], b.shape[1]
-    out = np.zeros((a.shape[0], sa + sb, sa + sb))
-    out[:, :sa, :sa] = a
-    out[:, sa:, sa:] = b
-    return out
 
 
 class GLMMResultsWrapper(base.LikelihoodResultsWrapper):

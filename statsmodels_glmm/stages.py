@@ -31,28 +31,13 @@ from .params import OptimizerMap
 from .pirls import PirlsError, damped_factor
 from .results import GLMMFit
 
-__all__ = ["FitOptions", "StageResult", "fit_glmm", "fit_negative_binomial",
+__all__ = ["StageResult", "fit_glmm", "fit_negative_binomial", "glm_start_values",
            "initial_values", "optimize_joint", "optimize_full", "post_fit",
            "conditional_vcov", "beta_whitening"]
 
 # The finite-difference Hessian costs ~k² deviance evaluations of O(n) each; above
 # this n·k² it is skipped by default (lme4 ≥ 1.1-38 skips it for every n ≥ 1e4).
 _HESSIAN_BUDGET = 2e7
-
-
-@dataclasses.dataclass(frozen=True)
-class FitOptions:
-    """The validated arguments of :meth:`GLMM.fit` (see there)."""
-
-    nAGQ: int = 1
-    start: dict = dataclasses.field(default_factory=dict)
-    reml: bool = False
-    cov_type: str = None
-    maxfun: int = 10000
-    nAGQ0_init: bool = True
-    boundary_tol: float = 1e-5
-    calc_hessian: object = "auto"
-    information: str = "observed"
 
 
 @dataclasses.dataclass
@@ -77,6 +62,34 @@ def fit_glmm(model, options):
         return _finish_joint(model, joint, options)
     full = optimize_full(model, joint, options)
     return post_fit(model, full, joint, options)
+
+
+def glm_start_values(model):
+    """Starting β and dispersion: one weighted least-squares step from R's
+    ``mustart`` (as lme4, whose first PIRLS starts at η = g(mustart)), and a
+    moment estimate of the dispersion there (:meth:`GLMM.glm_start` caches it)."""
+    resp, kernel, basis = model.response, model.kernel, model.design_basis
+    with np.errstate(all="ignore"):
+        eta = kernel.start_eta()
+        mu = kernel.mu(eta)
+        w, dmu = kernel.irls_quantities(eta, mu, kernel.default_dispersion())
+        z = eta - model.offset + (resp.y - mu) / dmu
+        ok = np.isfinite(z) & np.isfinite(w) & (w > 0)
+        Xw = basis.X[ok] * w[ok, None]
+        try:
+            beta = basis.to_external(np.linalg.solve(Xw.T @ basis.X[ok], Xw.T @ z[ok]))
+        except np.linalg.LinAlgError:
+            beta = np.zeros(model.k_fe)
+        if not np.all(np.isfinite(beta)):
+            beta = np.zeros(model.k_fe)
+        mu = kernel.mu(model.exog @ beta + model.offset)
+        disp = kernel.start_dispersion(mu, max(resp.nobs - model.k_fe, 1))
+    if not kernel.n_dispersion:
+        return beta, kernel.default_dispersion()
+    phi = np.ravel(disp)[0]
+    if not (np.isfinite(phi) and phi > 0):  # a degenerate start: φ = 1
+        disp = kernel.check_dispersion_start(1.0)
+    return beta, disp
 
 
 def initial_values(model, start):

@@ -5,39 +5,40 @@ argument (and the column, row or element at fault), so that a bad argument never
 surfaces as a numpy/scipy/pandas/nlopt traceback from deep inside the fit.
 """
 
+import dataclasses
+import functools
 import numbers
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 import statsmodels.genmod.families as fam
 from statsmodels.genmod.families import links as L
+from statsmodels.tools.sm_exceptions import ValueWarning
+
+from .families import kernel_class
 
 __all__ = [
     "as_data_frame", "check_family", "check_fit_arguments", "check_start", "numeric_vector",
-    "select_rows",
+    "select_rows", "check_nagq", "check_design_rows", "check_identifiable", "FitOptions",
+    "fit_options",
 ]
 
+_MAX_NAGQ = 100
+_MAX_AGQ_NODES = 10_000  # product grid nAGQ**S for S correlated random effects
+# Dense blocks below this size are factored faster by single-threaded BLAS
+_SMALL_DENSE = 1000
+
 # R's family objects by name (family="binomial" as in glmer(family = binomial))
-_FAMILY_NAMES = {
+R_FAMILIES = {
     "binomial": fam.Binomial, "poisson": fam.Poisson, "gamma": fam.Gamma,
     "gaussian": fam.Gaussian, "inverse.gaussian": fam.InverseGaussian,
     "inverse_gaussian": fam.InverseGaussian, "negative.binomial": fam.NegativeBinomial,
     "negativebinomial": fam.NegativeBinomial,
-}
-# Links whose mean range fits the family: R's okLinks, statsmodels' loglog and the
-# links lme4's own tests fit (binomial identity; any monotone link for the Gaussian,
-# whose mean is unrestricted). Refused: an inverse or log-complement link for a
-# probability, a logit for a count, and other links that cannot span the mean range.
-_BOUNDED_LINKS = ("logit", "probit", "cauchit", "cloglog", "loglog", "cdf")
-_FAMILY_LINKS = {
-    fam.Binomial: _BOUNDED_LINKS + ("log", "identity"),
-    fam.Poisson: ("log", "identity", "sqrt"),
-    fam.Gamma: ("inverse", "identity", "log"),
-    fam.Gaussian: ("identity", "log", "inverse", "sqrt") + _BOUNDED_LINKS,
-    fam.InverseGaussian: ("1/mu^2", "inverse", "identity", "log"),
-    fam.NegativeBinomial: ("log", "identity", "sqrt"),
+    # glmmTMB's tweedie(): log link, the power estimated (from 1.5)
+    "tweedie": functools.partial(fam.Tweedie, var_power=1.5),
 }
 _POWER_NAMES = {1.0: "identity", 0.5: "sqrt", -1.0: "inverse", -2.0: "1/mu^2"}
 _LINK_CLASSES = [
@@ -58,7 +59,7 @@ def link_kind(link):
     return type(link).__name__
 
 
-_R_LINKS = {
+R_LINKS = {
     "logit": L.Logit, "probit": L.Probit, "cauchit": L.Cauchy, "cloglog": L.CLogLog,
     "log": L.Log, "identity": L.Identity, "inverse": L.InversePower, "sqrt": L.Sqrt,
     "1/mu^2": L.InverseSquared,
@@ -70,18 +71,18 @@ def _family_from_r(text):
     ``"Gamma(log)"`` (a family call as written in an R script)."""
     pattern = r"""\s*([A-Za-z_.]+)\s*(?:\(\s*(?:link\s*=\s*)?["']?([^"')]*)["']?\s*\))?\s*"""
     match = re.fullmatch(pattern, text)
-    cls = _FAMILY_NAMES.get(match.group(1).lower()) if match else None
+    cls = R_FAMILIES.get(match.group(1).lower()) if match else None
     if cls is None:
         raise ValueError(f"unknown family {text!r}; use one of "
-                         f"{', '.join(sorted(set(_FAMILY_NAMES)))} (optionally with a link, "
+                         f"{', '.join(sorted(set(R_FAMILIES)))} (optionally with a link, "
                          "'binomial(link = \"probit\")') or a statsmodels family")
     link = (match.group(2) or "").strip()
     if not link:
         return cls()
-    if link not in _R_LINKS:
+    if link not in R_LINKS:
         raise ValueError(f"unknown link {link!r} in family {text!r}; use one of "
-                         f"{', '.join(_R_LINKS)}")
-    return cls(link=_R_LINKS[link](), check_link=False)
+                         f"{', '.join(R_LINKS)}")
+    return cls(link=R_LINKS[link](), check_link=False)
 
 
 def check_family(family):
@@ -103,13 +104,9 @@ def check_family(family):
     if not isinstance(family, fam.Family):
         raise TypeError(f"family must be a statsmodels family such as "
                         f"sm.families.Binomial(), got {type(family).__name__}")
-    allowed = _FAMILY_LINKS.get(type(family))
-    if allowed is None:
-        raise ValueError(
-            f"family {type(family).__name__} is not supported; use Binomial, Poisson, Gamma, "
-            "Gaussian, InverseGaussian or NegativeBinomial from statsmodels.api.families")
+    allowed = kernel_class(family).links  # None: a user's family, any link
     kind = link_kind(family.link)
-    if kind not in allowed:
+    if allowed is not None and kind not in allowed:
         shown = [a for a in allowed if a != "cdf"]
         raise ValueError(
             f"the {kind} link does not fit the {type(family).__name__} family (its mean "
@@ -410,3 +407,111 @@ def complete_arrays(endog, exog, groups, exog_re, offset, weights, missing, has_
     if not keep.any():
         raise ValueError("no observations left after removing rows with missing values")
     return tuple(_take(value, keep) for value in args.values())
+
+
+# -- the model's data -------------------------------------------------------------------------
+def check_design_rows(X, n):
+    """The fixed-effects design has ``n`` rows of finite values."""
+    if X.ndim != 2 or X.shape[0] != n:
+        raise ValueError(f"exog must have {n} rows")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("the fixed-effects design has non-finite values")
+
+
+def check_identifiable(response, random_effects, endog_label, is_lmm, stacklevel=3):
+    """Errors and warnings about the response and the grouping factors that
+    lme4/R give: a constant response, non-integer counts (the family kernel's
+    warnings), a factor with one level, or with one level per observation where
+    its effect cannot be told from the residual."""
+    y = response.y[response.weights > 0]
+    if y.size and np.ptp(y) == 0:
+        raise ValueError(f"response {endog_label!r} is constant ({y[0]:g}): there is "
+                         "nothing to model")
+    kernel = response.kernel
+    for message in kernel.response_warnings(endog_label):
+        warnings.warn(message, ValueWarning, stacklevel=stacklevel)
+    n = response.nobs
+    for term in random_effects.terms:
+        if term.n_levels == n and (kernel.is_bernoulli or is_lmm):
+            kind = "0/1 (Bernoulli) response" if kernel.is_bernoulli else "linear mixed model"
+            raise ValueError(
+                f"grouping factor {term.group_name!r} has one level per observation: "
+                f"its random effect is not identifiable in a {kind}")
+    for term in random_effects.terms:
+        if term.n_levels < 2:
+            raise ValueError(f"grouping factor {term.group_name!r} has {term.n_levels} "
+                             "level; a random effect needs at least two")
+        if term.n_re > n:
+            raise ValueError(
+                f"term ({term.expr} | {term.group_name}) has {term.n_re} random "
+                f"effects for {n} observations; the model is not identifiable")
+
+
+# -- the arguments of fit ---------------------------------------------------------------------
+def check_nagq(nAGQ, random_effects):
+    """The number of quadrature points as an int (1.0 is 1, as in R), checked
+    against the random-effects terms (nAGQ > 1 needs a single term)."""
+    if isinstance(nAGQ, (float, np.floating)) and float(nAGQ).is_integer():
+        nAGQ = int(nAGQ)
+    if not isinstance(nAGQ, (int, np.integer)) or isinstance(nAGQ, bool) or nAGQ < 0:
+        raise ValueError(f"nAGQ must be a non-negative integer, got {nAGQ!r}")
+    nAGQ = int(nAGQ)
+    if nAGQ > _MAX_NAGQ:
+        raise ValueError(f"nAGQ must be at most {_MAX_NAGQ}, got {nAGQ}")
+    terms = random_effects.terms
+    if nAGQ > 1 and len(terms) != 1:
+        raise ValueError(
+            "nAGQ > 1 needs a single random-effects term such as (1 | g) or "
+            "(1 + x | g); this model has "
+            f"{', '.join(f'({t.expr} | {t.group_name})' for t in terms)}")
+    if nAGQ > 1 and nAGQ ** terms[0].n_cov > _MAX_AGQ_NODES:
+        raise ValueError(
+            f"nAGQ = {nAGQ} for {terms[0].n_cov} correlated random effects needs "
+            f"{nAGQ ** terms[0].n_cov} quadrature nodes per level (at most "
+            f"{_MAX_AGQ_NODES}); use fewer points")
+    return nAGQ
+
+
+@dataclasses.dataclass(frozen=True)
+class FitOptions:
+    """The validated arguments of :meth:`GLMM.fit` (see there)."""
+
+    nAGQ: int = 1
+    start: dict = dataclasses.field(default_factory=dict)
+    reml: bool = False
+    cov_type: str = None
+    maxfun: int = 10000
+    nAGQ0_init: bool = True
+    boundary_tol: float = 1e-5
+    calc_hessian: object = "auto"
+    information: str = "observed"
+
+
+def _largest_dense_block(random_effects, k_fe):
+    """Order of the largest dense block of the factor (crossed terms, X)."""
+    re = random_effects
+    crossed = [t.n_re for j, t in enumerate(re.terms) if j > 0 and not re.nested[j]]
+    return max(crossed + [k_fe])
+
+
+def fit_options(model, unexpected, blas_threads, **arguments):
+    """Validated :class:`FitOptions` of ``model.fit`` and the BLAS thread limit
+    (``"auto"``: one thread when every dense block is small)."""
+    if unexpected:
+        raise TypeError(f"unexpected keyword arguments: {', '.join(unexpected)}")
+    arguments["nAGQ"] = check_nagq(arguments["nAGQ"], model.random_effects)
+    if arguments["reml"] and not model.is_lmm:
+        raise ValueError("reml=True needs the Gaussian family with the identity link")
+    if arguments["information"] not in ("observed", "expected"):
+        raise ValueError("information must be 'observed' or 'expected'")
+    if arguments["cov_type"] not in (None, "hessian", "conditional"):
+        raise ValueError("cov_type must be 'hessian' or 'conditional'")
+    arguments["maxfun"], blas_threads = check_fit_arguments(
+        arguments["maxfun"], blas_threads, arguments["boundary_tol"],
+        arguments["calc_hessian"], arguments["nAGQ0_init"])
+    arguments["start"] = check_start(arguments["start"], model.k_theta, model.k_fe,
+                                     model.random_effects.theta_lower(), model.kernel)
+    if blas_threads == "auto":
+        small = _largest_dense_block(model.random_effects, model.k_fe) < _SMALL_DENSE
+        blas_threads = 1 if small else None
+    return FitOptions(**arguments), blas_threads

@@ -3,6 +3,11 @@
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
+
+from statsmodels_glmm import datasets, glmer
+
+CBPP_FORMULA = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
 
 def simulate_binary(seed=0, n_groups=30, per=10, sd=0.8):
@@ -31,11 +36,39 @@ def binary_data():
 
 @pytest.fixture(scope="session")
 def binary_fit(binary_data):
-    from statsmodels_glmm import glmer
-
     return glmer("y ~ x + (1 | g)", binary_data)
 
 
 @pytest.fixture(scope="session")
 def count_data():
     return simulate_counts()
+
+
+@pytest.fixture(scope="session")
+def positive_data():
+    """Gamma-distributed responses with a random intercept (25 groups of 8)."""
+    rng = np.random.default_rng(11)
+    g = np.repeat(np.arange(25), 8)
+    x = rng.uniform(size=g.size)
+    mu = np.exp(0.5 + 0.4 * x + rng.normal(0, 0.3, 25)[g])
+    return pd.DataFrame({"y": rng.gamma(4, mu / 4), "c": rng.poisson(mu), "x": x, "g": g})
+
+
+@pytest.fixture(scope="session")
+def positive_fit(positive_data):
+    return glmer("y ~ x + (1 | g)", positive_data,
+                 family=sm.families.Gamma(sm.families.links.Log()))
+
+
+@pytest.fixture
+def cbpp():
+    """lme4's cbpp data, with the proportion ``prop`` (a fresh copy per test)."""
+    data = datasets.load_cbpp()
+    data["prop"] = data["incidence"] / data["size"]
+    return data
+
+
+@pytest.fixture(scope="session")
+def cbpp_fit():
+    """lme4's first example: cbpp, binomial, Laplace."""
+    return glmer(CBPP_FORMULA, datasets.load_cbpp(), family=sm.families.Binomial())

@@ -865,8 +865,8 @@ ARGUMENT_CASES = [
     arg("family_string_poisson", "fit", family="poisson", ref=fit_of(PF, BASE)),
     arg("family_string_binomial", "fit", BF, family="binomial", ref=fit_of(BF, BASE, BINOM)),
     arg("family_None_is_binomial", "fit", BF, family=None, ref=fit_of(BF, BASE, BINOM)),
-    # a subclass may change the likelihood: refused until a generic family kernel exists
-    arg("family_subclass", "error", family=MyPoisson(), match="MyPoisson"),
+    # a subclass is fitted by the generic kernel, from its own loglike_obs
+    arg("family_subclass", "fit", family=MyPoisson(), ref=fit_of(PF, BASE)),
     arg("family_unknown_string", "error", family="nosuchfamily", match="nosuchfamily"),
     arg("family_int", "error", family=3, match="family"),
     *[arg(f"link_{cid}", "error", formula, family=fam, match=m)

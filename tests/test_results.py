@@ -10,12 +10,6 @@ from statsmodels_glmm import datasets, glmer
 
 
 @pytest.fixture(scope="module")
-def cbpp_fit():
-    return glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
-                 datasets.load_cbpp())
-
-
-@pytest.fixture(scope="module")
 def contraception_fit():
     data = datasets.load_contraception()
     data["ch"] = pd.Categorical(np.where(data["livch"] != "0", "Y", "N"))

@@ -32,7 +32,8 @@ def check_error(call, match, error=(ValueError, TypeError, PatsyError)):
     (sm.families.Binomial(links.LogC()), "logc link does not fit the Binomial"),
     (3, "statsmodels family"),
     ("poison", "unknown family 'poison'"),
-    (sm.families.Tweedie(), "Tweedie is not supported"),
+    (sm.families.Tweedie(), "Tweedie family needs 1 < var_power < 2"),
+    (sm.families.Tweedie(var_power=2.5), "Tweedie family needs 1 < var_power < 2"),
 ])
 def test_family_refused(binary_data, family, match):
     check_error(lambda: glmer(FORMULA, binary_data, family=family), match)
