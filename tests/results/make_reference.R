@@ -550,6 +550,134 @@ formula_cases$update_plus_bar <- list(
   neg2ll = -2 * as.numeric(logLik(update(base_fit, . ~ . + (1 | treat)))))
 cases$formulas <- formula_cases
 
+## ---- issue 13: Tweedie (glmmTMB tweedie() is the reference) ---------------------------
+## glmmTMB's tweedie(link = "log") (glmmTMB.cpp, family 700): TMB's dtweedie(y, mu, phi, p)
+## with Var(Y) = phi * mu^p, phi = exp(betad) = sigma(fit) and p = 1 + plogis(psi)
+## (family_params(fit), "Tweedie power"; vcov(full = TRUE) labels psi "Tweedie power" but it
+## is on the logit scale). Prior weights multiply each observation's log density
+## (tmp_loglik *= weights(i)) rather than dividing phi as statsmodels' var_weights: no
+## weights here. For every fit we store the optimum and -2 logLik at fixed parameters
+## (fit$obj$fn: the Laplace approximation with the random effects integrated out), and
+## glmmTMB's log density on a grid of (y, mu, phi, p).
+rtweedie_cpg <- function(mu, phi, p) {  # N ~ Poisson(lambda), Y | N ~ Gamma(N alpha, gam)
+  lambda <- mu^(2 - p) / (phi * (2 - p))
+  alpha <- (2 - p) / (p - 1)
+  gam <- phi * (p - 1) * mu^(p - 1)
+  n <- rpois(length(mu), lambda)
+  y <- numeric(length(mu))
+  pos <- n > 0
+  y[pos] <- rgamma(sum(pos), shape = n[pos] * alpha, scale = gam[pos])
+  signif(y, 12)  # exactly what the CSV holds
+}
+set.seed(1301)
+twa <- data.frame(g = factor(rep(sprintf("g%02d", 1:30), each = 20)),
+                  x = round(rnorm(600), 4))
+ua <- rnorm(30, 0, 0.6)
+twa$y <- rtweedie_cpg(exp(0.1 + 0.5 * twa$x + ua[as.integer(twa$g)]), phi = 2, p = 1.5)
+write.csv(twa, file.path(data_dir, "tweedie_a.csv"), row.names = FALSE)
+
+set.seed(1302)
+twb <- data.frame(g = factor(rep(sprintf("s%02d", 1:40), each = 20)),
+                  x = round(runif(800, -1, 1), 4), t = round(runif(800, 0.5, 4), 3))
+ub <- MASS::mvrnorm(40, c(0, 0), matrix(c(0.25, 0.06, 0.06, 0.09), 2))
+gib <- as.integer(twb$g)
+twb$y <- rtweedie_cpg(twb$t * exp(-0.2 + 0.6 * twb$x + ub[gib, 1] + ub[gib, 2] * twb$x),
+                      phi = 1.2, p = 1.3)
+write.csv(twb, file.path(data_dir, "tweedie_b.csv"), row.names = FALSE)
+
+# glmmTMB's parameter vector from natural values (one random-effects term of 1 or 2 dims):
+# beta, betad = log(phi), theta = (log sd, rho / sqrt(1 - rho^2)), psi = qlogis(p - 1)
+tweedie_tmb_par <- function(fit, fixef, sd, cor, phi, p) {
+  theta <- log(sd)
+  if (length(sd) == 2) theta <- c(theta, cor / sqrt(1 - cor^2))
+  par <- c(fixef, log(phi), theta, qlogis(p - 1))
+  names(par) <- names(fit$obj$par)
+  stopifnot(identical(unname(names(par)), c(rep("beta", length(fixef)), "betad",
+                                             rep("theta", length(theta)), "psi")))
+  par
+}
+# lme4's theta (relative Cholesky factor, column-wise lower triangle; no residual scale)
+lme4_theta <- function(sd, cor) {
+  if (length(sd) == 1) return(sd)
+  S <- diag(sd) %*% matrix(c(1, cor, cor, 1), 2) %*% diag(sd)
+  L <- t(chol(S))
+  L[lower.tri(L, diag = TRUE)]
+}
+tweedie_point <- function(fit, fixef, sd, cor, phi, p) {
+  par <- tweedie_tmb_par(fit, fixef, sd, cor, phi, p)
+  v1 <- fit$obj$fn(par)
+  v2 <- fit$obj$fn(par)  # inner optimisation restarted at its own mode: must agree
+  stopifnot(abs(v1 - v2) < 1e-8)
+  list(fixef = I(unname(fixef)), sd = I(sd), cor = cor, phi = phi, p = p,
+       theta_lme4 = I(lme4_theta(sd, cor)), tmb_par = I(unname(par)),
+       neg2ll = 2 * v2)
+}
+tweedie_entry <- function(formula, data, data_name, moved) {
+  message("fitting tweedie ", formula)
+  fit <- glmmTMB(as.formula(formula), data, family = tweedie(link = "log"))
+  stopifnot(fit$fit$convergence == 0, fit$sdr$pdHess)
+  vc <- VarCorr(fit)$cond[[1]]
+  sd <- unname(attr(vc, "stddev"))
+  cor <- if (length(sd) == 2) attr(vc, "correlation")[2, 1] else NULL
+  phi <- sigma(fit)
+  p <- unname(family_params(fit))
+  stopifnot(isTRUE(all.equal(p, 1 + plogis(fit$fit$par[["psi"]]), tolerance = 1e-14)),
+            isTRUE(all.equal(phi, exp(fit$fit$par[["betad"]]), tolerance = 1e-14)))
+  fe <- fixef(fit)$cond
+  V <- vcov(fit, full = TRUE)
+  psi_se <- sqrt(V[nrow(V), ncol(V)])  # the last row: psi (labelled "Tweedie power")
+  opt <- tweedie_point(fit, fe, sd, cor, phi, p)
+  stopifnot(abs(opt$neg2ll + 2 * as.numeric(logLik(fit))) < 1e-8)
+  # one Newton step from glmmTMB's optimum: how far its -2 logLik is above the minimum
+  grad <- fit$obj$gr(fit$fit$par)
+  newton <- fit$fit$par - solve(optimHess(fit$fit$par, fit$obj$fn, fit$obj$gr), drop(grad))
+  neg2ll_newton <- 2 * fit$obj$fn(newton)
+  at_p14 <- tweedie_point(fit, fe, sd, cor, 1.2 * phi, 1.4)
+  mv <- tweedie_point(fit, fe + moved$dfixef, sd * moved$sd_factor,
+                      if (is.null(cor)) NULL else moved$cor, phi * moved$phi_factor, moved$p)
+  list(formula = formula, formula_r = formula, data = data_name, family = "tweedie",
+       link = "log", nobs = nobs(fit), zero_share = mean(data$y == 0),
+       glmmTMB = list(
+         neg2ll = -2 * as.numeric(logLik(fit)), aic = AIC(fit),
+         fixef = as.list(fe), se = I(as.numeric(sqrt(diag(vcov(fit)$cond)))),
+         sd = I(sd), cor = cor, theta_lme4 = I(lme4_theta(sd, cor)),
+         phi = phi, log_phi_se = sqrt(V["d~(Intercept)", "d~(Intercept)"]),
+         p = p, psi = fit$fit$par[["psi"]], psi_se = psi_se,
+         p_se = psi_se * (p - 1) * (2 - p),
+         tmb_par_names = I(names(fit$obj$par)), tmb_par = I(unname(fit$fit$par)),
+         max_abs_gradient = max(abs(grad)),
+         neg2ll_refined = min(neg2ll_newton, -2 * as.numeric(logLik(fit)))),
+       at_fixed = list(p1.4_phi1.2 = at_p14, moved = mv))
+}
+tw_cases <- list()
+tw_cases$a <- tweedie_entry("y ~ x + (1 | g)", twa, "tweedie_a",
+                           list(dfixef = c(0.1, -0.05), sd_factor = 1.5, phi_factor = 0.8,
+                                p = 1.6))
+tw_cases$b <- tweedie_entry("y ~ x + (1 + x | g) + offset(log(t))", twb, "tweedie_b",
+                           list(dfixef = c(0.1, -0.05), sd_factor = 1.5, cor = 0.3,
+                                phi_factor = 0.8, p = 1.2))
+
+# glmmTMB's log density (TMB's dtweedie) at y x mu x phi x p, through one-row models y ~ 1
+# at fixed (beta = log mu, betad = log phi, psi = qlogis(p - 1))
+tw_grid <- expand.grid(mu = c(1e-3, 0.1, 1, 10, 1e3), phi = c(0.01, 0.5, 1, 10, 100),
+                       p = c(1.01, 1.1, 1.5, 1.9, 1.99),
+                       y = c(0, 1e-6, 0.01, 0.5, 1, 5, 50, 1e3))
+tw_grid$logf <- NA_real_
+for (yv in unique(tw_grid$y)) {
+  st <- glmmTMB(y ~ 1, data.frame(y = yv), family = tweedie(link = "log"), doFit = FALSE)
+  obj <- with(st, TMB::MakeADFun(data.tmb, parameters, map = mapArg, random = randomArg,
+                                 DLL = "glmmTMB", silent = TRUE))
+  stopifnot(identical(names(obj$par), c("beta", "betad", "psi")))
+  idx <- which(tw_grid$y == yv)
+  tw_grid$logf[idx] <- vapply(idx, function(i)
+    -obj$fn(c(log(tw_grid$mu[i]), log(tw_grid$phi[i]), qlogis(tw_grid$p[i] - 1))), 0)
+}
+tw_cases$density_grid <- list(
+  order = "expand.grid(mu, phi, p, y): mu varies fastest, y slowest",
+  y = I(tw_grid$y), mu = I(tw_grid$mu), phi = I(tw_grid$phi), p = I(tw_grid$p),
+  logf = I(tw_grid$logf))
+cases$tweedie <- tw_cases
+
 meta <- list(
   generated_by = "tests/results/make_reference.R",
   r_version = R.version.string,
