@@ -68,7 +68,7 @@ def fixed_design(results, newdata, offset=None):
     if absent:
         raise ValueError(f"newdata lacks the column(s) {absent} of the fixed effects")
     try:
-        X, _ = results._transform_predict_exog(newdata)
+        X = results.fixed_exog(newdata)
     except PatsyError as exc:
         # statsmodels re-raises the formula engine's error with a generic text: show
         # the original (e.g. a factor level that was not in the fitted data)

@@ -351,6 +351,11 @@ class GLMMResults(base.LikelihoodModelResults):
             return pd.Series(out, index=index, name="predicted")
         return out
 
+    def fixed_exog(self, newdata):
+        """The fixed-effects design of ``newdata`` from the model's formula (every
+        column of ``exog_names``, NaN rows where a covariate is missing)."""
+        return self._transform_predict_exog(newdata)[0]
+
     def get_prediction(self, newdata=None, which="mean", offset=None):
         """Population-level prediction (random effects 0) with delta-method
         standard errors from ``cov_params()``, as statsmodels GLM offers.

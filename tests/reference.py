@@ -33,7 +33,7 @@ def load_data(name):
     else:
         frame = pd.read_csv(RESULTS / "data" / f"{name}.csv")
         for col in frame.columns:
-            if frame[col].dtype == object:
+            if frame[col].dtype == object or pd.api.types.is_string_dtype(frame[col]):
                 frame[col] = pd.Categorical(frame[col], categories=sorted(frame[col].unique()))
     if name == "cbpp":
         frame["prop"] = frame["incidence"] / frame["size"]

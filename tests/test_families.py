@@ -10,7 +10,8 @@ import statsmodels.api as sm
 from statsmodels.genmod.families import Family, varfuncs
 from statsmodels.genmod.families import links as L
 
-from statsmodels_glmm import glmer
+from reference import CASES, load_data
+from statsmodels_glmm import GLMM, glmer
 from statsmodels_glmm.families import (
     GenericKernel,
     TweedieKernel,
@@ -18,7 +19,10 @@ from statsmodels_glmm.families import (
     has_dispersion,
     kernel_class,
 )
+from statsmodels_glmm.families.tweedie_density import tweedie_logpdf
 from statsmodels_glmm.response import Response
+
+TWEEDIE = CASES["tweedie"]
 
 
 class MyGamma(Family):
@@ -153,3 +157,47 @@ def test_tweedie_fit_recovers_the_simulation():
     for p in (fit.dispersion[1] - 0.01, fit.dispersion[1] + 0.01):
         params = res.model.parameters.pack(fit.theta, (fit.dispersion[0], p), fit.beta)
         assert devfun(params) > res.neg2llf
+
+
+def test_tweedie_density_against_glmmtmb_grid():
+    """glmmTMB's dtweedie on a grid of y, μ, φ and p (p from 1.01 to 1.99, φ from
+    0.01 to 100, y up to 1000), where statsmodels' density overflows or loses digits."""
+    grid = TWEEDIE["density_grid"]
+    ours = tweedie_logpdf(grid["y"], grid["mu"], grid["phi"], grid["p"])
+    theirs = np.asarray(grid["logf"])
+    assert np.all(np.isfinite(ours))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-8, atol=1e-8)
+
+
+def _tweedie_model(name):
+    case = TWEEDIE[name]
+    family = sm.families.Tweedie(var_power=1.5, link=L.Log())
+    return case, GLMM.from_formula(case["formula"], load_data(case["data"]), family=family)
+
+
+@pytest.mark.parametrize("name", ["a", "b"])
+def test_tweedie_deviance_at_fixed_parameters_is_glmmtmb_laplace(name):
+    """The same Laplace approximation (observed information) as glmmTMB's, at
+    parameters away from the optimum: the likelihood, not only the optimum, agrees."""
+    case, model = _tweedie_model(name)
+    for point in case["at_fixed"].values():
+        params = model.parameters.pack(point["theta_lme4"], (point["phi"], point["p"]),
+                                       point["fixef"])
+        assert model.deviance_function()(params) == pytest.approx(point["neg2ll"], abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["a", "b"])
+def test_tweedie_fit_matches_glmmtmb(name):
+    case, model = _tweedie_model(name)
+    ref = case["glmmTMB"]
+    res = model.fit()
+    # never worse than glmmTMB's optimum (refined by a Newton step)
+    assert res.neg2llf <= ref["neg2ll_refined"] + 1e-6
+    assert res.neg2llf == pytest.approx(ref["neg2ll"], abs=1e-3)
+    fixef = np.array(list(ref["fixef"].values()))
+    se = np.array(ref["se"])
+    np.testing.assert_allclose(res.params, fixef, atol=0.01 * se.min())
+    np.testing.assert_allclose(res.bse, se, rtol=2e-3)
+    np.testing.assert_allclose(res.theta, ref["theta_lme4"], atol=2e-3)
+    assert res.tweedie_power == pytest.approx(ref["p"], abs=5 * 0.01 * ref["p_se"] + 1e-4)
+    assert res.dispersion == pytest.approx(ref["phi"], rel=2e-3)

@@ -56,8 +56,8 @@ class FamilyKernel:
         The normalised response: ``y``, ``weights`` (trials × prior weights),
         ``prior_weights``, ``trials``.
 
-    Class attributes
-    ----------------
+    Attributes
+    ----------
     name : str
         R's family name (used in messages and summaries, never for dispatch).
     links : tuple of str or None

@@ -2,10 +2,9 @@
 
 import numpy as np
 from scipy import special
-import statsmodels.genmod.families as fam
-from statsmodels.genmod.families import links as L
 
 from .base import FamilyKernel
+from .tweedie_density import tweedie_logpdf
 
 __all__ = ["TweedieKernel"]
 
@@ -16,8 +15,12 @@ class TweedieKernel(FamilyKernel):
 
     The power p and the dispersion φ are both estimated by maximum likelihood:
     ``disp`` is the pair (φ, p), packed as (log φ, logit(p − 1)) as glmmTMB does.
-    The density is statsmodels' ``Tweedie.loglike_obs`` (Dunn and Smyth's series
-    through scipy's Wright Bessel function). The family's ``var_power`` is the
+    The density is Dunn and Smyth's series, summed around its peak term with
+    Loader's saddle-point terms (:mod:`families.tweedie_density`): accurate to
+    ~1e-14 relative where statsmodels' ``Tweedie.loglike_obs`` overflows (p near
+    1) or loses digits (scipy's Wright Bessel function at large arguments).
+    Prior weights are precision weights (dispersion φ / w), as for the other
+    families; glmmTMB's weights multiply the log-density instead. The family's ``var_power`` is the
     starting value of p.
     """
 
@@ -35,7 +38,6 @@ class TweedieKernel(FamilyKernel):
             raise ValueError(f"the Tweedie family needs 1 < var_power < 2 (compound "
                              f"Poisson-gamma), got {p:g}")
         self.start_power = p
-        self._density = fam.Tweedie(link=L.Log(), var_power=p, eql=False)
 
     def check_support(self, endog_name):
         super().check_support(endog_name)
@@ -62,10 +64,11 @@ class TweedieKernel(FamilyKernel):
 
     def neg2loglik_obs(self, mu, disp=1.0):
         phi, p = disp
-        self._density.var_power = p
-        with np.errstate(all="ignore"):
-            ll = self._density.loglike_obs(self.y, mu, var_weights=self.weights, scale=phi)
-        return -2.0 * np.where(self.weights > 0, ll, 0.0)
+        w = self.weights
+        positive = w > 0
+        scale = phi / np.where(positive, w, 1.0)  # precision weights: φ / w
+        ll = tweedie_logpdf(self.y, mu, scale, p)
+        return -2.0 * np.where(positive, ll, 0.0)
 
     def start_mu(self):
         return self.y + 0.1 * np.average(self.y, weights=self.weights)
