@@ -82,7 +82,10 @@ class GLMMFit:
     hessian_skipped: bool = False
 
 
-class GLMMResults(base.LikelihoodModelResults):
+class GLMMResults(
+    # post-fit toolboxes (one mixin per module) come before statsmodels' base class
+    base.LikelihoodModelResults,
+):
     """Results of :meth:`GLMM.fit`.
 
     ``params``, ``bse``, ``tvalues``, ``pvalues``, ``conf_int()`` and
