@@ -678,6 +678,87 @@ tw_cases$density_grid <- list(
   logf = I(tw_grid$logf))
 cases$tweedie <- tw_cases
 
+## ---- issue 16: emmeans ------------------------------------------------------------------
+## Estimated marginal means and contrasts (emmeans on lme4 fits: asymptotic z inference,
+## random effects at 0). Besides emmeans' tables we store lme4's fixef and vcov (in lme4's
+## column order, vcov by columns) so that the tests can run our emmeans at lme4's estimates
+## (exact agreement) as well as at our own fit (agreement within the fit's tolerance).
+suppressPackageStartupMessages(library(emmeans))
+emm_table <- function(x, level = 0.95) {
+  s <- as.data.frame(summary(x, infer = c(TRUE, FALSE), level = level))
+  est <- intersect(c("emmean", "prob", "rate", "response"), names(s))
+  grid <- setdiff(names(s), c(est, "SE", "df", "asymp.LCL", "asymp.UCL"))
+  out <- list(estimate_name = est, estimate = I(s[[est]]), SE = I(s$SE),
+              lower = I(s$asymp.LCL), upper = I(s$asymp.UCL))
+  for (g in grid) out$grid[[g]] <- I(as.character(s[[g]]))
+  out
+}
+contrast_table <- function(x, level = 0.95) {
+  s <- as.data.frame(summary(x, infer = c(FALSE, TRUE)))
+  ci <- as.data.frame(confint(x, level = level))
+  est <- intersect(c("estimate", "odds.ratio", "ratio"), names(s))
+  lower <- intersect(c("asymp.LCL", "lower.CL"), names(ci))
+  upper <- intersect(c("asymp.UCL", "upper.CL"), names(ci))
+  out <- list(estimate_name = est, contrast = I(as.character(s$contrast)),
+              estimate = I(s[[est]]), SE = I(s$SE), z = I(s$z.ratio), p = I(s$p.value),
+              lower = I(ci[[lower]]), upper = I(ci[[upper]]),
+              adjust = x@misc$adjust)
+  by <- x@misc$by.vars
+  for (g in by) out$by[[g]] <- I(as.character(s[[g]]))
+  out
+}
+fit_info <- function(fit) {
+  list(fixef = as.list(fixef(fit)), vcov = I(as.numeric(as.matrix(vcov(fit)))))
+}
+data(cbpp, package = "lme4")
+em_cbpp <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, binomial)
+e_link <- emmeans(em_cbpp, "period")
+e_resp <- emmeans(em_cbpp, "period", type = "response")
+data(Contraception, package = "mlmRev")
+em_cm1 <- glmer(use ~ age + I(age^2) + urban + livch + (1 | district), Contraception,
+                binomial)
+u_link <- emmeans(em_cm1, "urban")
+l_by <- emmeans(em_cm1, "livch", by = "urban")
+data(grouseticks, package = "lme4")
+em_gt <- glmer(TICKS ~ YEAR + cHEIGHT + (1 | LOCATION), grouseticks, poisson)
+y_resp <- emmeans(em_gt, "YEAR", type = "response")
+cases$emmeans <- list(
+  emmeans_version = as.character(packageVersion("emmeans")),
+  cbpp = list(
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    fit = fit_info(em_cbpp),
+    link = emm_table(e_link), response = emm_table(e_resp),
+    level90 = emm_table(e_link, level = 0.90),
+    pairs_tukey = contrast_table(pairs(e_link)),
+    revpairs_tukey = contrast_table(contrast(e_link, "revpairwise")),
+    pairs_bonferroni = contrast_table(pairs(e_link, adjust = "bonferroni")),
+    pairs_holm = contrast_table(pairs(e_link, adjust = "holm")),
+    pairs_none = contrast_table(pairs(e_link, adjust = "none")),
+    pairs_odds_ratio = contrast_table(pairs(e_resp)),
+    trt_vs_ctrl = contrast_table(contrast(e_link, "trt.vs.ctrl")),
+    trt_vs_ctrl_sidak = contrast_table(contrast(e_link, "trt.vs.ctrl", adjust = "sidak")),
+    custom = contrast_table(contrast(e_link, list(first_vs_rest = c(1, -1/3, -1/3, -1/3),
+                                                  late = c(0, 0, 1, -1))))),
+  contraception = list(
+    formula = "use ~ age + I(age^2) + urban + livch + (1 | district)",
+    fit = fit_info(em_cm1),
+    urban_link = emm_table(u_link),
+    urban_response = emm_table(emmeans(em_cm1, "urban", type = "response")),
+    urban_proportional = emm_table(emmeans(em_cm1, "urban", weights = "proportional")),
+    urban_outer = emm_table(emmeans(em_cm1, "urban", weights = "outer")),
+    urban_cells = emm_table(emmeans(em_cm1, "urban", weights = "cells")),
+    urban_at_age = emm_table(emmeans(em_cm1, "urban", at = list(age = c(-5, 10)))),
+    livch_urban = emm_table(emmeans(em_cm1, c("livch", "urban"))),
+    livch_by_urban = emm_table(l_by),
+    livch_by_urban_pairs = contrast_table(pairs(l_by)),
+    urban_odds_ratio = contrast_table(pairs(emmeans(em_cm1, "urban", type = "response")))),
+  grouseticks = list(
+    formula = "TICKS ~ YEAR + cHEIGHT + (1 | LOCATION)",
+    fit = fit_info(em_gt),
+    response = emm_table(y_resp),
+    rate_ratio = contrast_table(pairs(y_resp)))
+)
+
 meta <- list(
   generated_by = "tests/results/make_reference.R",
   r_version = R.version.string,
