@@ -20,6 +20,7 @@ from . import prediction as _prediction
 from . import ranef as _ranef
 from .families import NegativeBinomialKernel, TweedieKernel
 from .frame import prepare_newdata
+from .margins import MarginsMixin
 from .r_formula import update_formula
 from .summary import summary_tables
 from .wald import wald_test_estimable
@@ -84,6 +85,7 @@ class GLMMFit:
 
 class GLMMResults(
     # post-fit toolboxes (one mixin per module) come before statsmodels' base class
+    MarginsMixin,
     base.LikelihoodModelResults,
 ):
     """Results of :meth:`GLMM.fit`.

@@ -722,6 +722,10 @@ l_by <- emmeans(em_cm1, "livch", by = "urban")
 data(grouseticks, package = "lme4")
 em_gt <- glmer(TICKS ~ YEAR + cHEIGHT + (1 | LOCATION), grouseticks, poisson)
 y_resp <- emmeans(em_gt, "YEAR", type = "response")
+# an offset: emmeans puts the mean of the fitted offsets on the grid (or offset = 0)
+em_po_data <- read.csv(file.path("tests", "results", "data", "poisson_offset.csv"))
+em_po_data$f <- factor(rep(c("a", "b", "c"), length.out = nrow(em_po_data)))
+em_po <- glmer(y ~ x + f + offset(log(t)) + (1 | g), em_po_data, poisson)
 cases$emmeans <- list(
   emmeans_version = as.character(packageVersion("emmeans")),
   cbpp = list(
@@ -756,7 +760,13 @@ cases$emmeans <- list(
     formula = "TICKS ~ YEAR + cHEIGHT + (1 | LOCATION)",
     fit = fit_info(em_gt),
     response = emm_table(y_resp),
-    rate_ratio = contrast_table(pairs(y_resp)))
+    rate_ratio = contrast_table(pairs(y_resp))),
+  offset = list(
+    formula = "y ~ x + f + offset(log(t)) + (1 | g)", data = "poisson_offset",
+    prepare = "f = rep(c('a', 'b', 'c'), length.out = nrow(data))",
+    fit = fit_info(em_po),
+    link = emm_table(emmeans(em_po, "f")),
+    offset0 = emm_table(emmeans(em_po, "f", offset = 0)))
 )
 
 meta <- list(
