@@ -235,11 +235,8 @@ def _averaging_matrix(grid, primary, weights):
     w = _cell_weights(grid, weights, primary, averaged)
     combos = list(itertools.product(*[grid.levels[d] for d in reversed(primary)]))
     table = pd.DataFrame([tuple(reversed(c)) for c in combos], columns=primary)
-    key_cells = pd.MultiIndex.from_frame(grid.frame[primary].astype(object)) if primary \
-        else pd.Index(np.zeros(len(grid.frame)))
-    key_rows = pd.MultiIndex.from_frame(table.astype(object)) if primary \
-        else pd.Index([0.0])
-    codes = key_rows.get_indexer(key_cells)
+    key_cells = pd.MultiIndex.from_frame(grid.frame[primary].astype(object))
+    codes = pd.MultiIndex.from_frame(table.astype(object)).get_indexer(key_cells)
     A = np.zeros((len(table), len(grid.frame)))
     A[codes, np.arange(len(grid.frame))] = w
     total = A.sum(axis=1, keepdims=True)
@@ -297,7 +294,7 @@ class EMMeansResults:
 
     @property
     def se(self):
-        """Standard errors on the scale of ``type`` (delta method |dμ/dη| SE)."""
+        """Standard errors on the scale of ``type`` (delta method: ``|dμ/dη| SE``)."""
         if self.transformed:
             return np.abs(self.kernel.mu_eta(self.estimate_link)) * self.se_link
         return self.se_link
@@ -336,10 +333,11 @@ class EMMeansResults:
         method : {"pairwise", "revpairwise", "trt.vs.ctrl"} or dict
             A dict maps contrast names to weight vectors over the means of one
             ``by`` group (in the order of :attr:`grid`).
-        adjust : {"tukey", "sidak", "bonferroni", "holm", "hochberg", "BH", "BY",
-                  "dunnettx", "none"}, optional
-            Multiplicity adjustment of p-values and intervals within each ``by``
-            group; default emmeans': ``"tukey"`` for pairwise, ``"dunnettx"`` for
+        adjust : str, optional
+            ``"tukey"``, ``"sidak"``, ``"bonferroni"``, ``"holm"``, ``"hochberg"``,
+            ``"BH"``, ``"BY"``, ``"dunnettx"`` or ``"none"``: the multiplicity
+            adjustment of p-values and intervals within each ``by`` group;
+            default emmeans': ``"tukey"`` for pairwise, ``"dunnettx"`` for
             ``trt.vs.ctrl``, ``"none"`` for a dict.
         ref : int or level label
             The control of ``trt.vs.ctrl`` (default the first level).

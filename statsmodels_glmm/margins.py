@@ -236,7 +236,7 @@ class MarginsMixin:
             Factor(s) whose levels split the table (and the families of contrasts).
         type : {"link", "response"}
             The linear-predictor scale, or the mean g⁻¹(η) with the standard
-            error |dμ/dη| SE(η) and the interval back-transformed from the link
+            error ``|dμ/dη| SE(η)`` and the interval back-transformed from the link
             scale (emmeans' ``type="response"``).
         at : dict, optional
             ``{variable: value(s)}``: the levels of a factor to keep, or the
