@@ -110,12 +110,12 @@ class ReferenceGrid:
             return
         levels = _factor_levels(values)
         if name in at:
-            wanted = list(np.atleast_1d(np.asarray(at[name], dtype=object)))
-            bad = [v for v in wanted if v not in levels]
+            wanted = {str(v) for v in np.atleast_1d(np.asarray(at[name], dtype=object))}
+            bad = sorted(wanted - {str(lev) for lev in levels})
             if bad:
                 raise ValueError(f"at[{name!r}] has value(s) {bad} that are not levels "
                                  f"of {name!r}: {levels}")
-            levels = [lev for lev in levels if lev in wanted]
+            levels = [lev for lev in levels if str(lev) in wanted]
         self.factors.append(name)
         self.levels[name] = levels
 

@@ -263,6 +263,8 @@ def test_emmeans_numeric_in_specs_is_an_error(fits):
         fits["contraception"].emmeans("age")
     emm = fits["contraception"].emmeans("~ livch | urban")
     assert emm.by == ["urban"] and len(emm.grid) == 8
+    emm = fits["cbpp"].emmeans("period", at={"period": [1, "3"]})  # levels by label
+    assert emm.grid["period"].tolist() == ["1", "3"]
 
 
 @pytest.mark.parametrize("kwargs, message", [

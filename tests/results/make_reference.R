@@ -683,6 +683,10 @@ cases$tweedie <- tw_cases
 ## random effects at 0). Besides emmeans' tables we store lme4's fixef and vcov (in lme4's
 ## column order, vcov by columns) so that the tests can run our emmeans at lme4's estimates
 ## (exact agreement) as well as at our own fit (agreement within the fit's tolerance).
+## The section is self-contained (it loads its data): to regenerate only it, evaluate the
+## lines from this header to the next "## ----" after library(lme4, mlmRev, jsonlite) and
+## cases <- list(), write cases$emmeans with the toJSON options at the end of this script,
+## and splice that entry alone into reference.json (a full rerun changes other entries).
 suppressPackageStartupMessages(library(emmeans))
 emm_table <- function(x, level = 0.95) {
   s <- as.data.frame(summary(x, infer = c(TRUE, FALSE), level = level))
