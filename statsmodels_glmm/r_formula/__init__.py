@@ -46,7 +46,7 @@ from patsy.desc import Term
 from patsy.redundancy import pick_contrasts_for_term
 from scipy.interpolate import BSpline
 
-from .levels import level_label
+from ..levels import level_label
 
 __all__ = ["R_NAMESPACE", "translate", "translate_expression", "translate_formula",
            "has_formula_dot", "expand_dot", "update_formula", "character_levels", "r_sort_key",
