@@ -74,73 +74,115 @@ def _to_python(node, cols):
     """(code, precedence) of an R expression in arithmetic context."""
     k = node.kind
     if k == "name":
-        name = node.value
-        if name in cols.set:
-            return cols.code(name), _ATOM_PREC
-        if node.quoted:
-            raise PatsyError(f"`{name}` is not a column of the data")
-        if name in _R_CONSTANTS:
-            return _R_CONSTANTS[name], _ATOM_PREC
-        if name in _CONSTANTS:
-            return cols.fn(name), _ATOM_PREC
-        if name == ".":
-            raise PatsyError("'.' in a formula: expand it first with r_formula.expand_dot")
-        if "." in name or not name.isidentifier() or keyword.iskeyword(name):
-            raise PatsyError(f"{name!r} is neither a column of the data nor a known function"
-                             + (" (a dotted name is read whole, never as an attribute)"
-                                if "." in name else ""))
-        return name, _ATOM_PREC
+        return _name_to_python(node, cols)
     if k == "num":
-        v = node.value
-        if isinstance(v, int) or (float(v).is_integer() and abs(v) < 1e15):
-            return str(int(v)), _ATOM_PREC
-        return repr(float(v)), _ATOM_PREC
+        return _num_to_python(node)
     if k == "str":
         return _py_string(node.value), _ATOM_PREC
     if k == "paren":
         inner, _ = _to_python(node.args[0], cols)
         return f"({inner})", _ATOM_PREC
     if k == "call":
-        fname = _function_name(node.fn, cols)
-        base = node.value
-        args = []
-        named = False
-        for i, (aname, anode) in enumerate(node.args):
-            if base == "C" and i == 1 and aname in (None, "contr"):
-                contrast = _contrast_name(anode)
-                if contrast is not None:
-                    args.append(cols.fn(contrast))
-                    continue
-                if not _is_patsy_contrast(anode):
-                    raise PatsyError(f"C(): unsupported contrasts {_deparse(anode)}; use "
-                                     "contr.treatment, contr.sum, contr.helmert or a patsy "
-                                     "contrast such as Treatment(reference='b')")
-            if base == "C" and i == 0 and anode.kind == "name" and anode.value in cols.set:
-                # C() chooses the contrasts itself, also for an ordered factor
-                code = cols.factor_code(anode.value, ordered_poly=False)
-            else:
-                code, _ = _to_python(anode, cols)
-            if aname is None:
-                if named:
-                    raise PatsyError(f"positional argument after a named one in "
-                                     f"{_deparse(node)}")
-                args.append(code)
-            else:
-                named = True
-                pname = aname.replace(".", "_")
-                if not pname.isidentifier() or keyword.iskeyword(pname):
-                    raise PatsyError(f"argument name {aname!r} in {_deparse(node)}")
-                args.append(f"{pname}={code}")
-        return f"{fname}({', '.join(args)})", _ATOM_PREC
+        return _call_to_python(node, cols)
     if k == "unary":
-        op = node.value
-        if op == "~":
-            raise PatsyError("'~' inside a formula term")
-        code, prec = _to_python(node.args[0], cols)
-        if prec < _UNARY_PREC:
-            code = f"({code})"
-        return ("~" if op == "!" else op) + code, _UNARY_PREC
-    # binary
+        return _unary_to_python(node, cols)
+    return _binary_to_python(node, cols)
+
+
+def _name_to_python(node, cols):
+    """A name: a data column, an R constant (``TRUE``, ``pi``), or a name of the
+    caller's environment; ``.`` and names Python cannot read are errors."""
+    name = node.value
+    if name in cols.set:
+        return cols.code(name), _ATOM_PREC
+    if node.quoted:
+        raise PatsyError(f"`{name}` is not a column of the data")
+    if name in _R_CONSTANTS:
+        return _R_CONSTANTS[name], _ATOM_PREC
+    if name in _CONSTANTS:
+        return cols.fn(name), _ATOM_PREC
+    if name == ".":
+        raise PatsyError("'.' in a formula: expand it first with r_formula.expand_dot")
+    if "." in name or not name.isidentifier() or keyword.iskeyword(name):
+        raise PatsyError(f"{name!r} is neither a column of the data nor a known function"
+                         + (" (a dotted name is read whole, never as an attribute)"
+                            if "." in name else ""))
+    return name, _ATOM_PREC
+
+
+def _num_to_python(node):
+    """A number: whole numbers (below 1e15) as integers, others as floats."""
+    v = node.value
+    if isinstance(v, int) or (float(v).is_integer() and abs(v) < 1e15):
+        return str(int(v)), _ATOM_PREC
+    return repr(float(v)), _ATOM_PREC
+
+
+def _call_to_python(node, cols):
+    """A call of a function of R_NAMESPACE (or of the caller's environment), its
+    named arguments with R's dots as underscores (``na.rm`` -> ``na_rm``)."""
+    fname = _function_name(node.fn, cols)
+    base = node.value
+    args = []
+    named = False
+    for i, (aname, anode) in enumerate(node.args):
+        if base == "C" and i == 1 and aname in (None, "contr"):
+            contrast = _c_contrast_code(anode, cols)
+            if contrast is not None:
+                args.append(contrast)
+                continue
+        code = _argument_code(base, i, anode, cols)
+        if aname is None:
+            if named:
+                raise PatsyError(f"positional argument after a named one in "
+                                 f"{_deparse(node)}")
+            args.append(code)
+        else:
+            named = True
+            pname = aname.replace(".", "_")
+            if not pname.isidentifier() or keyword.iskeyword(pname):
+                raise PatsyError(f"argument name {aname!r} in {_deparse(node)}")
+            args.append(f"{pname}={code}")
+    return f"{fname}({', '.join(args)})", _ATOM_PREC
+
+
+def _c_contrast_code(anode, cols):
+    """The contrasts argument of ``C(f, contr)``: patsy's contrast for R's
+    ``contr.treatment`` / ``contr.sum`` / ``contr.helmert``, or None for a patsy
+    contrast written the Python way (translated as any other argument)."""
+    contrast = _contrast_name(anode)
+    if contrast is not None:
+        return cols.fn(contrast)
+    if not _is_patsy_contrast(anode):
+        raise PatsyError(f"C(): unsupported contrasts {_deparse(anode)}; use "
+                         "contr.treatment, contr.sum, contr.helmert or a patsy "
+                         "contrast such as Treatment(reference='b')")
+    return None
+
+
+def _argument_code(base, i, anode, cols):
+    """Code of argument ``i`` of a call of ``base``."""
+    if base == "C" and i == 0 and anode.kind == "name" and anode.value in cols.set:
+        # C() chooses the contrasts itself, also for an ordered factor
+        return cols.factor_code(anode.value, ordered_poly=False)
+    code, _ = _to_python(anode, cols)
+    return code
+
+
+def _unary_to_python(node, cols):
+    """``-x``, ``+x`` and ``!x`` (Python's ``~``, elementwise on arrays)."""
+    op = node.value
+    if op == "~":
+        raise PatsyError("'~' inside a formula term")
+    code, prec = _to_python(node.args[0], cols)
+    if prec < _UNARY_PREC:
+        code = f"({code})"
+    return ("~" if op == "!" else op) + code, _UNARY_PREC
+
+
+def _binary_to_python(node, cols):
+    """A binary operator: ``%in%`` as ``is_in()``, comparisons, and R's arithmetic
+    and logical operators as Python's, parenthesised by Python's precedence."""
     op = node.value
     if op == "~":
         raise PatsyError("'~' inside a formula term")
