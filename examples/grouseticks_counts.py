@@ -85,6 +85,7 @@ table = pd.DataFrame({
            "Pearson dispersion": dispersion(res)}
     for name, res in [("Poisson", pois), ("Poisson + (1|INDEX)", olre),
                       ("negative binomial", nb)]}).T
+table["npar"] = table["npar"].astype(int)
 print(table.round(2))
 
 # %%

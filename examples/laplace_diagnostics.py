@@ -7,13 +7,11 @@ one-dimensional integrals, one per level of the grouping factor. The draft paper
 lme4's GLMM machinery (section 2) checks the Laplace approximation graphically for the
 ``cbpp`` model ``m1``: each herd's integrand, standardized at its conditional mode, is
 compared with the standard normal density (Figure 1), and the function
-
-.. math:: t(z) = \\operatorname{sign}(z)\\sqrt{d(z) - d(0)}
-
-is plotted against z (Figure 2). The Laplace approximation is exact when every
-integrand is Gaussian, that is when t(z) = z; adaptive Gauss-Hermite quadrature with k
-nodes is exact when t(z) behaves like a polynomial of degree below k on the region that
-matters.
+t(z) = sign(z)·√(d(z) − d(0)), with d(z) the herd's contribution to the deviance at
+the standardized value z, is plotted against z (Figure 2). The Laplace approximation
+is exact when every integrand is Gaussian, that is when t(z) = z; adaptive
+Gauss-Hermite quadrature with k nodes is exact when t(z) behaves like a polynomial of
+degree below k on the region that matters.
 """
 
 import matplotlib.pyplot as plt
@@ -43,7 +41,7 @@ fig.tight_layout()
 # Figure 2: t(z)
 # --------------
 # The same information on a scale that shows the departures: t(z) per herd against the
-# identity. The curves bend away from the diagonal in the tails, smoothly, like
+# identity. The curves depart slightly from the diagonal in the tails, smoothly, like
 # low-order polynomials, which adaptive Gauss-Hermite quadrature integrates exactly.
 
 fig, ax = plt.subplots(figsize=(6, 4))

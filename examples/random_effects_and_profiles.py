@@ -84,7 +84,7 @@ ax.plot(estimates, np.arange(len(names)), "k|", ms=12, label="estimate")
 ax.set_yticks(np.arange(len(names)), names)
 ax.axvline(0.0, color="grey", lw=0.8)
 ax.invert_yaxis()
-ax.legend(loc="lower left", fontsize=8)
+ax.legend(loc="upper left", fontsize=8)
 ax.set_title("95 % confidence intervals, cbpp model")
 fig.tight_layout()
 

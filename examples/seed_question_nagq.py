@@ -70,9 +70,10 @@ for k, (nagq, row) in enumerate(table.iterrows()):
                 arrowprops={"arrowstyle": "->", "color": f"C{k}"})
 ax.set_xlabel("β0 (intercept)")
 ax.set_ylabel("β1 (slope of x1)")
-ax.legend(fontsize=8, ncol=2)
+ax.legend(fontsize=8, loc="lower left")
 ax.set_title("glmer's β and the IRLS β from its modes")
 fig.tight_layout()
+plt.show()
 
 # %%
 # The explanation
@@ -88,5 +89,3 @@ fig.tight_layout()
 # optimum differs from the penalized-IRLS β. Laplace and AGQ log-likelihoods here keep
 # every normalizing constant, so the −2logLik column is comparable across ``nAGQ``: the
 # better the integral is approximated, the lower it is at the optimum.
-
-plt.show()

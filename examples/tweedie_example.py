@@ -76,7 +76,7 @@ grid = np.linspace(groups["mean"].min(), groups["mean"].max(), 50)
 fig, ax = plt.subplots(figsize=(5.5, 4))
 ax.loglog(groups["mean"], groups["var"], "o", label="binned data")
 ax.loglog(grid, res.dispersion * grid ** res.tweedie_power, "k-",
-          label=f"φ μ^p, p = {res.tweedie_power:.2f}")
+          label=rf"$\phi\,\mu^p$, p = {res.tweedie_power:.2f}")
 ax.set_xlabel("fitted mean μ")
 ax.set_ylabel("variance of y")
 ax.legend()

@@ -72,15 +72,16 @@ print(mine.summary())
 start = time.perf_counter()
 builtin = glmer("y ~ x + (1 | g)", data, family=sm.families.Gamma(sm.families.links.Log()))
 t_builtin = time.perf_counter() - start
-comparison = pd.DataFrame({
-    "MyGamma": pd.concat([mine.params, pd.Series({"sd(g)": mine.varcorr()["sdcor"].iloc[0],
-                                                  "dispersion": mine.dispersion,
-                                                  "-2logLik": mine.neg2llf})]),
-    "Gamma(log)": pd.concat([builtin.params,
-                             pd.Series({"sd(g)": builtin.varcorr()["sdcor"].iloc[0],
-                                        "dispersion": builtin.dispersion,
-                                        "-2logLik": builtin.neg2llf})]),
-})
+
+
+def estimates(res):
+    """β, the sd of the group effect, the dispersion and −2 log L of a fit."""
+    extra = {"sd(g)": res.varcorr()["sdcor"].iloc[0], "dispersion": res.dispersion,
+             "-2logLik": res.neg2llf}
+    return pd.concat([res.params, pd.Series(extra)])
+
+
+comparison = pd.DataFrame({"MyGamma": estimates(mine), "Gamma(log)": estimates(builtin)})
 comparison["difference"] = comparison["MyGamma"] - comparison["Gamma(log)"]
 print(comparison.to_string(float_format="{:.8f}".format,
                           formatters={"difference": "{:.1e}".format}))
