@@ -8,10 +8,13 @@
   example is stopped with a ``TimeoutError`` (and the build aborts);
 - the ``optional-toctree`` directive: a toctree of the documents matching glob patterns
   that tolerates their absence (``docs/after_the_fit.rst`` lists the pages other
-  branches will add; until they exist it shows a short note instead of a warning).
+  branches will add; until they exist it shows a short note instead of a warning);
+- no primary sidebar on pages whose top-level section has no sub-pages (the theme
+  would show an empty "Section Navigation").
 """
 
 import fnmatch
+from pathlib import Path
 import signal
 import threading
 import time
@@ -122,6 +125,41 @@ class OptionalTocTree(TocTree):
         return super().run()
 
 
+def _reread_optional_toctrees(app, env, added, changed, removed):
+    """When documents were added or removed, read the pages with an optional toctree
+    again, so that an incremental build picks up a page that now exists."""
+    if not (added or removed):
+        return []
+    pages = []
+    for doc in env.found_docs:
+        try:
+            text = Path(env.doc2path(doc)).read_text(encoding="utf-8")
+        except OSError:
+            continue
+        if ".. optional-toctree::" in text:
+            pages.append(doc)
+    return sorted(pages)
+
+
+def _drop_empty_section_navigation(app, pagename, templatename, context, doctree):
+    """The theme's primary sidebar lists the pages of the current top-level section;
+    for a section without sub-pages (most of the user guide) it would show only its
+    heading: leave the sidebar out there. It comes back once the section has pages."""
+    env = app.env
+    root = app.config.root_doc
+    if pagename == root:
+        return
+    parents = {child: parent for parent, children in env.toctree_includes.items()
+               for child in children}
+    top = pagename
+    while parents.get(top) not in (None, root):
+        top = parents[top]
+    if not env.toctree_includes.get(top):
+        context["sidebars"] = []
+
+
 def setup(app):
     app.add_directive("optional-toctree", OptionalTocTree)
+    app.connect("env-get-outdated", _reread_optional_toctrees)
+    app.connect("html-page-context", _drop_empty_section_navigation)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
