@@ -45,6 +45,8 @@ def _response_signature(res):
     if endog.ndim == 2:  # statsmodels' two-column binomial: successes
         return endog[:, 0], endog.shape[0]
     weights = np.asarray(getattr(model, "var_weights", np.ones(len(endog))))
+    # statsmodels GLM turns a two-column binomial response into proportions
+    weights = weights * np.asarray(getattr(model, "n_trials", 1.0))
     return endog * weights, len(endog)
 
 

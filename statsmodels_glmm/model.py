@@ -46,7 +46,9 @@ from .r_formula import R_NAMESPACE
 from .re_terms import RandomEffects, single_term
 from .response import Response
 from .results import GLMMResults, GLMMResultsWrapper
+from .robust import fit_covariance
 from .stages import fit_glmm, fit_negative_binomial, glm_start_values
+from .statsmodels_compat import model_arguments, statsmodels_arguments
 from .validation import (
     as_data_frame,
     check_design_rows,
@@ -58,7 +60,6 @@ from .validation import (
 )
 
 __all__ = ["GLMM", "glmer", "glmer_nb"]
-
 
 
 def _caller_namespace(depth):
@@ -90,7 +91,8 @@ class GLMM(RFormulaPickling, base.LikelihoodModel):
     offset, weights : array_like, optional
         Offset on the linear-predictor scale; prior weights (as lme4's
         ``weights``: binomial trials for proportions, precision weights
-        otherwise).
+        otherwise). statsmodels' ``exposure`` and ``var_weights`` are accepted
+        (see :func:`statsmodels_compat.statsmodels_arguments`).
     groups : array_like, optional
         Grouping factor of a single random-effects term.
     exog_re : array_like, optional
@@ -122,6 +124,7 @@ class GLMM(RFormulaPickling, base.LikelihoodModel):
             "parsed_formula", "endog_label", "formula_full", "source", "row_labels",
             "explicit_offset")}
         family = check_family(family)
+        _, offset, weights = statsmodels_arguments(kwargs, family, offset, weights)
         if random_effects is not None and not isinstance(random_effects, RandomEffects):
             raise TypeError("random_effects must be a RandomEffects instance")
         if formula_info["parsed_formula"] is None:
@@ -208,7 +211,9 @@ class GLMM(RFormulaPickling, base.LikelihoodModel):
         eval_env : dict, optional
             Namespace for functions in the formula (default: the caller's).
         **kwargs
-            Passed to the constructor (``estimate_alpha``).
+            Passed to the constructor (``estimate_alpha``); statsmodels'
+            ``exposure`` (a column, expression or array; log exposure becomes an
+            ``offset(log(...))`` term) and ``var_weights`` (= ``weights``).
 
         Returns
         -------
@@ -220,6 +225,8 @@ class GLMM(RFormulaPickling, base.LikelihoodModel):
             missing = "raise"
         data = as_data_frame(data)
         family = check_family(family)
+        formula, offset, weights = statsmodels_arguments(kwargs, family, offset, weights,
+                                                         formula, data)
         if eval_env is None:
             eval_env = _caller_namespace(1)
         eval_env = {**eval_env, **R_NAMESPACE}  # the formula is in R's language
@@ -379,11 +386,14 @@ class GLMM(RFormulaPickling, base.LikelihoodModel):
         reml : bool
             REML instead of ML; only for the linear mixed model (Gaussian,
             identity link).
-        cov_type : {"hessian", "conditional"}, optional
+        cov_type : {"hessian", "conditional", "cluster"}, optional
             Covariance of β̂: ``"hessian"`` (lme4's default for nAGQ ≥ 1: the β
             block of 2 H⁻¹ from a finite-difference Hessian of the deviance over
             all parameters) or ``"conditional"`` (from the PIRLS factor at the
-            optimum, conditional on θ; the default for nAGQ=0 and for the LMM).
+            optimum, conditional on θ; the default for nAGQ=0 and for the LMM);
+            ``"cluster"``: cluster-robust, with statsmodels' ``cov_kwds`` the
+            arguments of :meth:`GLMMResults.get_robustcov_results`. statsmodels'
+            ``use_t=True`` gives t inference with ``df_resid`` (lme4 uses z).
         maxfun : int
             Maximum number of deviance evaluations per optimizer stage.
         nAGQ0_init : bool
@@ -425,8 +435,7 @@ class GLMM(RFormulaPickling, base.LikelihoodModel):
         warn_separation(self.response, fit.modes.mu)
         warn_singular(self.random_effects, fit.theta)
         warn_diverging(self.response, self.random_effects, fit.theta)
-        return GLMMResultsWrapper(GLMMResults(self, fit))
-
+        return GLMMResultsWrapper(fit_covariance(GLMMResults(self, fit), options))
 
 
 def glmer_nb(formula, data, link=None, nAGQ=1, weights=None, offset=None, subset=None,
@@ -444,7 +453,7 @@ def glmer_nb(formula, data, link=None, nAGQ=1, weights=None, offset=None, subset
     family = sm.families.NegativeBinomial(link=link or sm.families.links.Log(), alpha=1.0)
     model = GLMM.from_formula(formula, data, family=family, subset=subset, weights=weights,
                               offset=offset, missing=missing, eval_env=_caller_namespace(1),
-                              estimate_alpha=True)
+                              estimate_alpha=True, **model_arguments(fit_kwargs))
     return model.fit(nAGQ=nAGQ, start=start, **fit_kwargs)
 
 
@@ -472,7 +481,8 @@ def glmer(formula, data, family=None, nAGQ=1, weights=None, offset=None, subset=
     start : dict, optional
         Starting values ``{"theta": ..., "beta": ..., "phi": ...}``.
     **fit_kwargs
-        Passed to :meth:`GLMM.fit` (``reml``, ``cov_type``, ``maxfun`` ...).
+        Passed to :meth:`GLMM.fit` (``reml``, ``cov_type``, ``maxfun`` ...), except
+        statsmodels' ``exposure`` and ``var_weights``, passed to the model.
 
     Returns
     -------
@@ -480,7 +490,7 @@ def glmer(formula, data, family=None, nAGQ=1, weights=None, offset=None, subset=
     """
     model = GLMM.from_formula(formula, data, family=family, subset=subset, weights=weights,
                               offset=offset, missing=missing,
-                              eval_env=_caller_namespace(1))
+                              eval_env=_caller_namespace(1), **model_arguments(fit_kwargs))
     if model.is_lmm and "reml" not in fit_kwargs:
         # a verbatim port of glmer(family = gaussian) would get lmer's REML in R
         warnings.warn("family Gaussian with the identity link is the linear mixed model, "

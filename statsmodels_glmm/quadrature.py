@@ -19,7 +19,7 @@ from functools import cache
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 
-__all__ = ["gauss_hermite_normal", "product_grid", "agq_deviance"]
+__all__ = ["gauss_hermite_normal", "product_grid", "agq_deviance", "agq_level_deviances"]
 
 
 @cache
@@ -83,6 +83,22 @@ def agq_deviance(response, re, scaled, offset, modes, k, phi=1.0):
     -------
     float
     """
+    devc0, log_mult = _agq_terms(response, re, scaled, offset, modes, k, phi)
+    return float(devc0.sum() + modes.factor.logdet2() - 2.0 * log_mult.sum())
+
+
+def agq_level_deviances(response, re, scaled, offset, modes, k, phi=1.0):
+    """The terms of :func:`agq_deviance` per level of the grouping factor (their
+    sum is the deviance): −2 × each level's log marginal likelihood."""
+    devc0, log_mult = _agq_terms(response, re, scaled, offset, modes, k, phi)
+    L = modes.factor.block(0).L
+    logdet = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
+    return devc0 + logdet - 2.0 * log_mult
+
+
+def _agq_terms(response, re, scaled, offset, modes, k, phi):
+    """Per level: the penalized deviance at the mode, and the log of the
+    quadrature's multiplier of the Laplace value."""
     term = re.terms[0]
     refs, ell, s = term.refs, term.n_levels, term.n_cov
     zt = scaled[0]
@@ -105,4 +121,4 @@ def agq_deviance(response, re, scaled, offset, modes, k, phi=1.0):
         terms[i] = np.log(w) + 0.5 * z @ z - 0.5 * (devc + np.sum(u * u, axis=1) - devc0)
     top = terms.max(axis=0)
     log_mult = top + np.log(np.exp(terms - top).sum(axis=0))
-    return float(devc0.sum() + modes.factor.logdet2() - 2.0 * log_mult.sum())
+    return devc0, log_mult

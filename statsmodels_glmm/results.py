@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 import statsmodels.base.model as base
 import statsmodels.base.wrapper as wrap
 from statsmodels.tools._decorators import cache_readonly
@@ -21,6 +20,8 @@ from . import ranef as _ranef
 from .families import NegativeBinomialKernel, TweedieKernel
 from .frame import prepare_newdata
 from .r_formula import update_formula
+from .robust import RobustCovarianceMixin
+from .statsmodels_compat import StatsmodelsCompatMixin
 from .summary import summary_tables
 from .wald import wald_test_estimable
 
@@ -52,7 +53,7 @@ class GLMMFit:
         Evaluations per stage: ``stage1_nfev`` (nAGQ=0 stage), ``stage2_nfev``.
     vcov, vcov_conditional : ndarray
         The covariance of β̂ reported, and the one conditional on θ (R_X⁻¹R_X⁻ᵀ).
-    cov_type : {"hessian", "conditional"}
+    cov_type : {"hessian", "conditional", "cluster"}
     information : {"observed", "expected"}
     reml : bool
     hessian : ndarray or None
@@ -84,6 +85,8 @@ class GLMMFit:
 
 class GLMMResults(
     # post-fit toolboxes (one mixin per module) come before statsmodels' base class
+    RobustCovarianceMixin,
+    StatsmodelsCompatMixin,
     base.LikelihoodModelResults,
 ):
     """Results of :meth:`GLMM.fit`.
@@ -500,7 +503,7 @@ class GLMMResults(
         if model.is_lmm:
             fit_args["reml"] = self.reml
         model_keys = {"data", "family", "estimate_alpha", "subset", "weights", "offset",
-                      "missing", "eval_env"}
+                      "missing", "eval_env", "exposure", "var_weights", "freq_weights"}
         for key, value in kwargs.items():
             (args if key in model_keys else fit_args)[key] = value
         data = args.pop("data")
@@ -576,10 +579,6 @@ class GLMMResults(
                                      df_constraints=df_constraints, scalar=scalar)
         return wald_test_estimable(self, r_matrix, use_f=use_f,
                                    df_constraints=df_constraints)
-
-    @cache_readonly
-    def pvalues(self):
-        return 2 * stats.norm.sf(np.abs(self.tvalues))
 
 
 class GLMMResultsWrapper(base.LikelihoodResultsWrapper):

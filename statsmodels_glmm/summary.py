@@ -107,9 +107,13 @@ def summary_tables(res, alpha=0.05, title=None):
     smry.tables.extend(_statistics_tables(res))
     smry.tables.append(_random_effects_table(res))
     smry.add_table_params(res, yname=model.endog_label, xname=list(model.exog_names),
-                          alpha=alpha, use_t=False)
+                          alpha=alpha, use_t=res.use_t)
     smry.tables[-1].title = "Fixed effects"
-    extra = [f"Fixed-effects covariance: {res.cov_type}."]
+    cov = res.cov_kwds["description"] if res.cov_type == "cluster" else res.cov_type
+    extra = [f"Fixed-effects covariance: {cov}."]
+    if res.use_t:
+        df = getattr(res, "df_resid_inference", res.df_resid)
+        extra.append(f"t statistics with {df:g} degrees of freedom (lme4 reports z).")
     if res.fit_record.hessian_skipped:
         extra.append("The finite-difference Hessian was skipped for this large model "
                      "(fit(calc_hessian=True) computes it).")

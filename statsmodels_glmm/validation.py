@@ -19,6 +19,7 @@ from statsmodels.genmod.families import links as L
 from statsmodels.tools.sm_exceptions import ValueWarning
 
 from .families import kernel_class
+from .robust import check_cluster_options
 
 __all__ = [
     "as_data_frame", "check_family", "check_fit_arguments", "check_start", "numeric_vector",
@@ -485,6 +486,8 @@ class FitOptions:
     boundary_tol: float = 1e-5
     calc_hessian: object = "auto"
     information: str = "observed"
+    cov_kwds: dict = None
+    use_t: bool = False
 
 
 def _largest_dense_block(random_effects, k_fe):
@@ -494,18 +497,34 @@ def _largest_dense_block(random_effects, k_fe):
     return max(crossed + [k_fe])
 
 
+def _statsmodels_fit_options(model, cov_type, cov_kwds=None, use_t=False):
+    """statsmodels' ``cov_kwds`` (with ``cov_type="cluster"``, checked before the fit
+    by :func:`robust.check_cluster_options`) and ``use_t``."""
+    if not isinstance(use_t, (bool, np.bool_)):
+        raise TypeError(f"use_t must be True or False, got {use_t!r}")
+    if cov_kwds is not None and cov_type != "cluster":
+        raise ValueError("cov_kwds needs cov_type='cluster'")
+    if cov_type == "cluster":
+        cov_kwds = check_cluster_options(model, cov_kwds)
+    return {"cov_kwds": cov_kwds, "use_t": bool(use_t)}
+
+
 def fit_options(model, unexpected, blas_threads, **arguments):
     """Validated :class:`FitOptions` of ``model.fit`` and the BLAS thread limit
     (``"auto"``: one thread when every dense block is small)."""
+    statsmodels_options = {key: unexpected.pop(key) for key in ("cov_kwds", "use_t")
+                           if key in unexpected}
     if unexpected:
         raise TypeError(f"unexpected keyword arguments: {', '.join(unexpected)}")
+    arguments.update(_statsmodels_fit_options(model, arguments["cov_type"],
+                                              **statsmodels_options))
     arguments["nAGQ"] = check_nagq(arguments["nAGQ"], model.random_effects)
     if arguments["reml"] and not model.is_lmm:
         raise ValueError("reml=True needs the Gaussian family with the identity link")
     if arguments["information"] not in ("observed", "expected"):
         raise ValueError("information must be 'observed' or 'expected'")
-    if arguments["cov_type"] not in (None, "hessian", "conditional"):
-        raise ValueError("cov_type must be 'hessian' or 'conditional'")
+    if arguments["cov_type"] not in (None, "hessian", "conditional", "cluster"):
+        raise ValueError("cov_type must be 'hessian', 'conditional' or 'cluster'")
     arguments["maxfun"], blas_threads = check_fit_arguments(
         arguments["maxfun"], blas_threads, arguments["boundary_tol"],
         arguments["calc_hessian"], arguments["nAGQ0_init"])

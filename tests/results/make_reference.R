@@ -678,6 +678,67 @@ tw_cases$density_grid <- list(
   logf = I(tw_grid$logf))
 cases$tweedie <- tw_cases
 
+## ---- issue 16: clubSandwich ----------------------------------------------------------
+## Cluster-robust covariances of the fixed effects of linear mixed models: clubSandwich's
+## vcovCR (CR0, CR1 = J/(J-1) CR0, CR1S = J(N-1)/((J-1)(N-p)) CR0, CR2 = Bell-McCaffrey
+## with the model's marginal covariance as target), clustered on the outermost grouping
+## factor, at lmer's ML and REML fits. vcovCR.lmerMod refuses prior weights, so the
+## weighted LMM goes through nlme::lme with varFixed(~ 1/w) (lmer's precision weights; the
+## same likelihood, estimates to ~1e-6). clubSandwich has no method for glmerMod (vcovCR
+## falls back to its default, which fails on the S4 object): GLMM scores are checked by
+## brute-force differentiation in tests/test_robust.py.
+suppressPackageStartupMessages({library(clubSandwich); library(nlme)})
+set.seed(1601)
+ns16 <- 14
+sizes16 <- sample(2:5, ns16, replace = TRUE)
+school16 <- rep(sprintf("s%02d", 1:ns16), sizes16)
+class16 <- paste0(school16, "c", sequence(sizes16))
+nper16 <- sample(3:8, length(class16), replace = TRUE)
+nest16 <- data.frame(school = factor(rep(school16, nper16)), class = factor(rep(class16, nper16)))
+nest16$x <- round(rnorm(nrow(nest16)), 4)
+nest16$z <- round(runif(nrow(nest16)), 4)
+us16 <- rnorm(ns16, 0, 0.7); uc16 <- rnorm(length(class16), 0, 0.5)
+nest16$w <- round(runif(nrow(nest16), 0.5, 2.5), 3)
+nest16$y <- round(1 + 0.5 * nest16$x - 0.3 * nest16$z + us16[as.integer(nest16$school)] +
+                    uc16[as.integer(nest16$class)] + rnorm(nrow(nest16), 0, 1 / sqrt(nest16$w)), 4)
+write.csv(nest16, file.path(data_dir, "nested_weights.csv"), row.names = FALSE)
+
+cr_types16 <- c("CR0", "CR1", "CR1S", "CR2")
+tight16 <- lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10, maxfun = 1e5))
+cr_entry16 <- function(fit, formula, data_name, reml, weights = NULL) {
+  out <- list(formula = formula, data = data_name, reml = reml, weights = weights,
+              cluster = "outermost grouping factor", fixef = I(unname(fixef(fit))),
+              vcov = unname(as.matrix(vcov(fit))))
+  for (type in cr_types16) out[[type]] <- unname(as.matrix(vcovCR(fit, type = type)))
+  out
+}
+data(sleepstudy)
+cs16 <- list()
+for (reml in c(FALSE, TRUE)) {
+  fit <- lmer(Reaction ~ Days + (Days | Subject), sleepstudy, REML = reml, control = tight16)
+  cs16[[if (reml) "sleepstudy_slope_reml" else "sleepstudy_slope_ml"]] <- cr_entry16(
+    fit, "Reaction ~ Days + (Days | Subject)", "sleepstudy", reml)
+}
+# balanced sleepstudy has GLS = OLS and CR2 = CR1; drop days 7-9 of every third subject
+keep16 <- !(sleepstudy$Days > 6 & as.integer(sleepstudy$Subject) %% 3 == 0)
+fit <- lmer(Reaction ~ Days + (Days | Subject), sleepstudy[keep16, ], REML = FALSE,
+            control = tight16)
+cs16$sleepstudy_unbalanced_ml <- cr_entry16(fit, "Reaction ~ Days + (Days | Subject)",
+                                            "sleepstudy", FALSE)
+cs16$sleepstudy_unbalanced_ml$rows <- I(which(keep16))
+fit <- lmer(y ~ x + z + (1 | school/class), nest16, REML = FALSE, control = tight16)
+cs16$nested_ml <- cr_entry16(fit, "y ~ x + z + (1 | school/class)", "nested_weights", FALSE)
+nest16$iw <- 1 / nest16$w
+fit <- lme(y ~ x + z, random = ~ 1 | school/class, data = nest16, method = "ML",
+           weights = varFixed(~ iw),
+           control = lmeControl(tolerance = 1e-10, msTol = 1e-10, niterEM = 100))
+cs16$nested_weighted_ml <- cr_entry16(fit, "y ~ x + z + (1 | school/class)", "nested_weights",
+                                      FALSE, weights = "w")
+cs16$nested_weighted_ml$lmer_fixef <- I(unname(fixef(lmer(y ~ x + z + (1 | school/class),
+                                                          nest16, REML = FALSE, weights = w,
+                                                          control = tight16))))
+cases$clubsandwich <- cs16
+
 meta <- list(
   generated_by = "tests/results/make_reference.R",
   r_version = R.version.string,
