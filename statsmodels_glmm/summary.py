@@ -2,6 +2,7 @@
 statsmodels' ``Summary`` and ``SimpleTable``."""
 
 import numpy as np
+import pandas as pd
 from statsmodels.iolib.summary import Summary
 from statsmodels.iolib.table import SimpleTable
 
@@ -31,7 +32,7 @@ def _random_effects_table(res):
         variances = sub[sub["var2"].isna()]
         corr = sub[sub["var2"].notna()]
         for k, (_, row) in enumerate(variances.iterrows()):
-            name = "" if row["var1"] is None else row["var1"]
+            name = "" if pd.isna(row["var1"]) else row["var1"]  # None, or NaN in a str column
             cells = [grp if k == 0 else "", name, f"{row['vcov']:.4g}", f"{row['sdcor']:.4g}"]
             if show_corr:
                 cors = [f"{c:.2f}" for c in corr.loc[corr["var2"] == name, "sdcor"]]

@@ -110,3 +110,11 @@ def test_pickle_round_trip(cbpp_fit):
     clone = pickle.loads(pickle.dumps(cbpp_fit))
     assert clone.llf == cbpp_fit.llf
     pd.testing.assert_series_equal(clone.params, cbpp_fit.params)
+
+
+def test_summary_residual_row_has_no_name(positive_fit):
+    """The dispersion row of the random-effects table is ``Residual`` with an empty
+    Name (pandas 3 turns the None of varcorr's var1 into NaN: not printed as "nan")."""
+    table = str(positive_fit.summary())
+    residual = next(line for line in table.splitlines() if line.strip().startswith("Residual"))
+    assert "nan" not in residual
