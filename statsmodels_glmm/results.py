@@ -529,10 +529,10 @@ class GLMMResults(
         """Refit without each droppable fixed term (see :func:`inference.drop1`)."""
         return _inference.drop1(self, test=test, **fit_kwargs)
 
-    def profile(self, which=None, alphamax=0.01, maxpts=40):
+    def profile(self, which=None, alphamax=0.01, maxpts=40, progress=False):
         """Likelihood profiles of the sd/corr parameters and β (see
         :func:`inference.profile`)."""
-        return _inference.profile(self, which=which, alphamax=alphamax, maxpts=maxpts)
+        return _inference.profile(self, which, alphamax, maxpts, progress=progress)
 
     def confint(self, method="Wald", level=0.95, **kwargs):
         """Intervals for sd/corr and β: ``"Wald"``, ``"profile"`` or ``"boot"``
