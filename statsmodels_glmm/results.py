@@ -19,6 +19,7 @@ from . import prediction as _prediction
 from . import ranef as _ranef
 from .families import NegativeBinomialKernel, TweedieKernel
 from .frame import prepare_newdata
+from .influence import InfluenceMixin
 from .r_formula import update_formula
 from .robust import RobustCovarianceMixin
 from .statsmodels_compat import StatsmodelsCompatMixin
@@ -87,6 +88,7 @@ class GLMMResults(
     # post-fit toolboxes (one mixin per module) come before statsmodels' base class
     RobustCovarianceMixin,
     StatsmodelsCompatMixin,
+    InfluenceMixin,
     base.LikelihoodModelResults,
 ):
     """Results of :meth:`GLMM.fit`.
