@@ -22,6 +22,7 @@ from .frame import prepare_newdata
 from .influence import InfluenceMixin
 from .r_formula import update_formula
 from .robust import RobustCovarianceMixin
+from .scaled_residuals import ScaledResidualsMixin
 from .statsmodels_compat import StatsmodelsCompatMixin
 from .summary import summary_tables
 from .wald import wald_test_estimable
@@ -89,6 +90,7 @@ class GLMMResults(
     RobustCovarianceMixin,
     StatsmodelsCompatMixin,
     InfluenceMixin,
+    ScaledResidualsMixin,
     base.LikelihoodModelResults,
 ):
     """Results of :meth:`GLMM.fit`.
