@@ -44,7 +44,7 @@ import numpy as np
 from scipy import stats
 from statsmodels.tools.sm_exceptions import ValueWarning
 
-__all__ = ["ScaledResiduals", "ScaledResidualsMixin", "TestResult", "simulate_residuals",
+__all__ = ["ScaledResiduals", "ScaledResidualsMixin", "ResidualTestResult", "simulate_residuals",
            "pit_residuals", "traditional_residuals", "simulation_pvalue",
            "plot_scaled_residuals"]
 
@@ -61,7 +61,7 @@ def _alternative(alternative):
 
 
 @dataclass
-class TestResult:
+class ResidualTestResult:
     """A test on the scaled residuals (R's ``htest``).
 
     Attributes
@@ -87,7 +87,7 @@ class TestResult:
     df: float = None
 
     def __repr__(self):
-        return (f"<TestResult {self.method}: statistic = {self.statistic:.6g}, "
+        return (f"<ResidualTestResult {self.method}: statistic = {self.statistic:.6g}, "
                 f"p = {self.pvalue:.4g} ({self.alternative})>")
 
 
@@ -197,12 +197,12 @@ class ScaledResiduals:
 
         Returns
         -------
-        TestResult
+        ResidualTestResult
             ``statistic`` (D), ``pvalue``, ``alternative``, ``method``.
         """
         alternative = _alternative(alternative)
         test = stats.kstest(self.residuals, "uniform", alternative=alternative)
-        return TestResult(statistic=float(test.statistic), pvalue=float(test.pvalue),
+        return ResidualTestResult(statistic=float(test.statistic), pvalue=float(test.pvalue),
                            alternative=alternative,
                            method="Kolmogorov-Smirnov test of the scaled residuals against "
                                   "U(0, 1)")
@@ -213,7 +213,7 @@ class ScaledResiduals:
 
         Returns
         -------
-        TestResult
+        ResidualTestResult
             ``statistic`` (observed / mean of simulated), ``pvalue``, ``observed``,
             ``simulated`` (one value per simulation), ``alternative``, ``method``.
         """
@@ -222,7 +222,7 @@ class ScaledResiduals:
                              dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = observed / np.mean(simulated)
-        return TestResult(statistic=float(ratio),
+        return ResidualTestResult(statistic=float(ratio),
                            pvalue=simulation_pvalue(simulated, observed, alternative),
                            observed=observed, simulated=simulated,
                            alternative=_alternative(alternative), method=method)
@@ -243,7 +243,7 @@ class ScaledResiduals:
 
         Returns
         -------
-        TestResult
+        ResidualTestResult
             ``statistic`` (the dispersion ratio), ``pvalue``, ``alternative``,
             ``method`` (and ``df`` for ``"PearsonChisq"``).
         """
@@ -290,7 +290,7 @@ def _pearson_chisq(res, alternative):
     chisq = float(np.sum(pearson ** 2))
     lower, upper = stats.chi2.cdf(chisq, df), stats.chi2.sf(chisq, df)
     p = {"greater": upper, "less": lower, "two-sided": min(2 * min(lower, upper), 1.0)}
-    return TestResult(statistic=chisq / df, pvalue=float(p[alternative]), df=df,
+    return ResidualTestResult(statistic=chisq / df, pvalue=float(p[alternative]), df=df,
                        alternative=alternative,
                        method="Parametric dispersion test via mean Pearson-chisq statistic")
 
