@@ -141,7 +141,11 @@ def deletion_units(res, groups=None):
                 return codes, pd.Index(term.levels[np.asarray(labels, dtype=np.intp)]), groups
         data = (model.source or {}).get("data")
         if data is not None and groups in data.columns and model.row_labels is not None:
-            codes, labels = _first_appearance(data[groups].loc[model.row_labels].to_numpy())
+            values = data[groups].loc[model.row_labels].to_numpy()
+            if values.size != n:
+                raise ValueError(f"groups {groups!r}: the data's row labels are not unique; "
+                                 "pass one label per observation instead")
+            codes, labels = _first_appearance(values)
             return codes, labels, groups
         names = sorted({t.group_name for t in model.random_effects.terms})
         raise ValueError(f"groups {groups!r} is neither a grouping factor of the model "

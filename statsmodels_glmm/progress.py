@@ -61,8 +61,9 @@ def progress_bar(total=None, enabled=True, desc=None, unit="it", delay=0.0):
 
 
 def check_progress(progress):
-    """``progress`` must be True or False (an error names the argument)."""
-    if not isinstance(progress, (bool, np.bool_)):
+    """``progress`` must be True or False (or 1, 0); an error names the argument."""
+    if not isinstance(progress, (bool, np.bool_)) and not (
+            isinstance(progress, numbers.Integral) and progress in (0, 1)):
         raise ValueError(f"progress must be True or False, got {progress!r}")
     return bool(progress)
 

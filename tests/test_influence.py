@@ -159,3 +159,15 @@ def test_plot(cbpp_herd):
     heights = [seg[1][1] for seg in fig.axes[0].collections[0].get_segments()]
     np.testing.assert_allclose(heights, inf.cooks_distance)
     assert "largest Cook's D" in repr(inf)
+
+
+def test_data_column_groups_and_dropped_columns(cbpp_herd):
+    """groups may be any column of the data; deleting a period leaves its fixed
+    effect (or the intercept's equivalent) without information: NaN, as lme4's
+    rank-deficient refit drops the column."""
+    res, _ = cbpp_herd
+    inf = res.influence(groups="period")
+    assert list(inf.dfbeta.index) == ["1", "2", "3", "4"]
+    assert (inf.fe_params_deleted.isna().sum(axis=1) == 1).all()
+    assert np.isnan(inf.fe_params_deleted.loc["2", "period[T.2]"])
+    assert inf.converged.all() and not inf.failures
