@@ -44,6 +44,9 @@ class DevianceFunction:
         Initial warm start of the spherical random effects (default 0).
     beta0 : array_like, optional
         Joint stage only: the starting β of PIRLS (default the GLM start).
+    observer : callable, optional
+        ``observer(nfev, params, value)`` after each evaluation (see
+        :class:`progress.FitMonitor`); it sees the evaluations, never changes them.
 
     Attributes
     ----------
@@ -53,8 +56,10 @@ class DevianceFunction:
         Number of evaluations so far.
     """
 
-    def __init__(self, model, nAGQ=1, information="observed", u0=None, beta0=None):
+    def __init__(self, model, nAGQ=1, information="observed", u0=None, beta0=None,
+                 observer=None):
         self.model = model
+        self.observer = observer
         self.nAGQ = int(nAGQ)
         self.information = information
         self.layout = model.parameters
@@ -78,6 +83,8 @@ class DevianceFunction:
                 self.warm_u, self.warm_beta, self.best = modes.u, modes.beta, value
         else:
             self.warm_u = modes.u
+        if self.observer is not None:
+            self.observer(self.nfev, params, value)
         return value
 
     def modes(self, theta, disp, beta=None, u0=None):

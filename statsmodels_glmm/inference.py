@@ -18,6 +18,7 @@ from scipy import interpolate, stats
 from .families import has_dispersion
 from .optimizer import bobyqa
 from .params import sdcor_bounds, sdcor_to_theta, theta_to_sdcor
+from .progress import check_progress, progress_bar
 
 __all__ = ["anova", "drop1", "Profile", "profile", "confint", "bootstrap", "BootstrapResults",
            "re_parameter_names"]
@@ -250,7 +251,7 @@ def _objective_for(res):
     return objective, mle, k_sd, disp
 
 
-def profile(res, which=None, alphamax=0.01, maxpts=40, delta=None):
+def profile(res, which=None, alphamax=0.01, maxpts=40, delta=None, progress=False):
     """Profile the deviance of a GLMM fit (nAGQ ≥ 1).
 
     Parameters
@@ -263,6 +264,8 @@ def profile(res, which=None, alphamax=0.01, maxpts=40, delta=None):
         Maximum number of points per direction.
     delta : float, optional
         Target step in ζ between points (default cutoff / 8, as lme4).
+    progress : bool
+        A tqdm bar over the parameters profiled.
 
     Returns
     -------
@@ -292,12 +295,15 @@ def profile(res, which=None, alphamax=0.01, maxpts=40, delta=None):
     delta = cutoff / 8 if delta is None else delta
     se = _approximate_se(res, mle, k_sd, disp)
     rows = []
+    bar = progress_bar(len(which), check_progress(progress), desc="profile", unit="param")
     for name in which:
         j = index[name]
         rows.append({"param": name, "value": mle[j], "zeta": 0.0})
         for direction in (-1.0, 1.0):
             rows.extend(_profile_direction(objective, mle, j, direction, base, cutoff, delta,
                                            se[j], lower, upper, maxpts, name))
+        bar.update(1)
+    bar.close()
     table = pd.DataFrame(rows)
     kernel = model.kernel
     for i in range(disp):
@@ -361,7 +367,7 @@ def _profile_direction(objective, mle, j, direction, base, cutoff, delta, se, lo
 
 
 def confint(res, method="Wald", level=0.95, nsim=500, seed=None, boot_type="perc",
-            n_jobs=1):
+            n_jobs=1, progress=False):
     """Confidence intervals for the random-effect sd/corr and the fixed effects.
 
     Parameters
@@ -372,6 +378,8 @@ def confint(res, method="Wald", level=0.95, nsim=500, seed=None, boot_type="perc
     level : float
     nsim, seed, boot_type, n_jobs
         Bootstrap settings (``boot_type`` one of perc, basic, norm).
+    progress : bool
+        A tqdm bar for the profile or the bootstrap.
 
     Returns
     -------
@@ -381,9 +389,10 @@ def confint(res, method="Wald", level=0.95, nsim=500, seed=None, boot_type="perc
     """
     short, readable = re_parameter_names(res)
     if method == "profile":
-        table = profile(res, alphamax=min(1 - level, 0.05) / 2).confint(level)
+        table = profile(res, alphamax=min(1 - level, 0.05) / 2,
+                        progress=progress).confint(level)
     elif method == "boot":
-        boot = bootstrap(res, nsim=nsim, seed=seed, n_jobs=n_jobs)
+        boot = bootstrap(res, nsim=nsim, seed=seed, n_jobs=n_jobs, progress=progress)
         table = boot.conf_int(method=boot_type, level=level)
     elif method == "Wald":
         q = stats.norm.ppf(0.5 + level / 2)
@@ -480,7 +489,7 @@ def bootstrap(res, nsim=100, func=None, seed=None, n_jobs=1, progress=False):
     n_jobs : int
         Worker processes (the fit is pickled to them).
     progress : bool
-        Show a progress bar (needs ``tqdm``).
+        Show a tqdm progress bar.
 
     Returns
     -------
@@ -499,22 +508,13 @@ def bootstrap(res, nsim=100, func=None, seed=None, n_jobs=1, progress=False):
     n_jobs = max(1, int(n_jobs))
     chunks = [seeds[i::n_jobs] for i in range(n_jobs)] if n_jobs > 1 else [seeds]
     order = [i for c in range(len(chunks)) for i in range(c, nsim, len(chunks))]
-    bar = None
-    if progress:
-        try:
-            from tqdm import tqdm
-
-            bar = tqdm(total=nsim)
-        except ImportError:
-            warnings.warn("progress=True needs tqdm; continuing without a progress bar",
-                          stacklevel=2)
+    bar = progress_bar(nsim, check_progress(progress), desc="bootstrap")
     values, failures = [None] * nsim, [None] * nsim
     if n_jobs == 1:
         pieces = [_bootstrap_chunk((res, [s], func)) for s in seeds]
         for k, (out, fail) in enumerate(pieces):
             values[k], failures[k] = out[0], fail[0]
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
     else:
         with ProcessPoolExecutor(max_workers=n_jobs) as pool:
             results = list(pool.map(_bootstrap_chunk, [(res, c, func) for c in chunks]))
@@ -522,10 +522,8 @@ def bootstrap(res, nsim=100, func=None, seed=None, n_jobs=1, progress=False):
         flat_fail = [f for _, fail in results for f in fail]
         for pos, k in enumerate(order):
             values[k], failures[k] = flat_out[pos], flat_fail[pos]
-        if bar is not None:
-            bar.update(nsim)
-    if bar is not None:
-        bar.close()
+        bar.update(nsim)
+    bar.close()
     ok = [v for v in values if v is not None]
     t = pd.DataFrame(np.vstack(ok) if ok else np.empty((0, t0.size)), columns=labels)
     return BootstrapResults(pd.Series(t0, index=labels), t, failures)

@@ -79,9 +79,15 @@ def fit_lmm(model, options):
     theta0 = model.theta_start(options.start)
     lower = re.theta_lower()
     ts = re.theta_scale()  # the optimizer sees θ · scale
+    observer = options.observer_for("lmm")
+    nfev = [0]
 
     def criterion(t):
-        return lmm_criterion(model, t / ts, options.reml)
+        value = lmm_criterion(model, t / ts, options.reml)
+        if observer is not None:
+            nfev[0] += 1
+            observer(nfev[0], t / ts, value)
+        return value
 
     opt = bobyqa(criterion, theta0, lower, np.full(theta0.size, 0.2), maxeval=options.maxfun)
     theta = try_boundary(opt.x, lower, criterion, options.boundary_tol) / ts

@@ -384,8 +384,7 @@ class GLMM(RFormulaPickling, base.LikelihoodModel):
         start : dict, optional
             ``{"theta": ..., "beta": ..., "phi": ...}`` starting values.
         reml : bool
-            REML instead of ML; only for the linear mixed model (Gaussian,
-            identity link).
+            REML instead of ML; only for the linear mixed model (Gaussian, identity link).
         cov_type : {"hessian", "conditional", "cluster"}, optional
             Covariance of β̂: ``"hessian"`` (lme4's default for nAGQ ≥ 1: the β
             block of 2 H⁻¹ from a finite-difference Hessian of the deviance over
@@ -401,21 +400,22 @@ class GLMM(RFormulaPickling, base.LikelihoodModel):
         boundary_tol : float
             θ diagonal elements within this distance of 0 are tried at 0.
         calc_hessian : bool or "auto"
-            Compute the finite-difference Hessian (needed for
-            ``cov_type="hessian"``). ``"auto"`` does so unless nobs·k² > 2e7 (k
-            optimizer parameters; ~k² evaluations of O(n) each), then uses the
-            conditional covariance and checks convergence with the gradient only.
+            Compute the finite-difference Hessian (needed for ``cov_type="hessian"``). ``"auto"``
+            does so unless nobs·k² > 2e7 (k optimizer parameters; ~k² evaluations of O(n) each),
+            then uses the conditional covariance and checks convergence with the gradient only.
         information : {"observed", "expected"}
-            The curvature used in the Laplace approximation (log|L|²) and to
-            scale the quadrature: ``"observed"`` (default) is the true Laplace
-            approximation, as glmmTMB; ``"expected"`` uses the Fisher
-            information, as lme4. They are identical for canonical links
-            (binomial-logit, Poisson-log); for others (probit, cloglog,
-            Gamma-log ...) ``"expected"`` reproduces lme4's numbers.
+            The curvature used in the Laplace approximation (log|L|²) and to scale the quadrature:
+            ``"observed"`` (default) is the true Laplace approximation, as glmmTMB; ``"expected"``
+            uses the Fisher information, as lme4. They are identical for canonical links
+            (binomial-logit, Poisson-log); for others (probit, cloglog, Gamma-log ...)
+            ``"expected"`` reproduces lme4's numbers.
         blas_threads : int, None or "auto"
             BLAS threads during the fit. ``"auto"`` uses one thread when every
             dense block is smaller than 1000 (faster for such blocks), and leaves
             the BLAS setting alone otherwise; ``None`` never changes it.
+        verbose, callback, progress
+            Print every ``verbose``-th deviance evaluation, call ``callback(stage, nfev, params,
+            value)`` after each, show a tqdm counter: see :class:`progress.FitMonitor`.
 
         Returns
         -------
@@ -425,7 +425,7 @@ class GLMM(RFormulaPickling, base.LikelihoodModel):
             self, kwargs, nAGQ=nAGQ, start=start, reml=reml, cov_type=cov_type, maxfun=maxfun,
             nAGQ0_init=nAGQ0_init, boundary_tol=boundary_tol, calc_hessian=calc_hessian,
             information=information, blas_threads=blas_threads)
-        with blas_limits(blas_threads):
+        with blas_limits(blas_threads), options.feedback():
             if self.is_lmm:
                 fit = fit_lmm(self, options)
             elif isinstance(self.kernel, NegativeBinomialKernel) and self.estimate_alpha:

@@ -14,6 +14,7 @@ from scipy import stats
 from .formula_parser import parse_formula
 from .frame import prepare_newdata, referenced_columns
 from .r_formula import R_NAMESPACE
+from .ranef import re_scale
 
 __all__ = ["select_terms", "fixed_design", "linear_predictor", "simulate", "PredictionResults"]
 
@@ -184,8 +185,8 @@ def simulate(res, nsim=1, seed=None, use_u=False, newdata=None, re_form=None,
     for k in range(nsim):
         if use_u:
             eta, index = linear_predictor(res, newdata, re_form, allow_new_levels)
-        else:
-            u = rng.standard_normal(re.n_re)
+        else:  # u ~ N(0, I); N(0, σ² I) for the LMM, whose Λ is relative to σ
+            u = rng.standard_normal(re.n_re) * np.sqrt(re_scale(res))
             scaled = re.scaled_covariates(res.theta.to_numpy())
             eta = (model.exog @ res.fe_params + model.offset
                    + re.linear_predictor(scaled, u))

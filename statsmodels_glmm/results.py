@@ -19,10 +19,8 @@ from . import prediction as _prediction
 from . import ranef as _ranef
 from .families import NegativeBinomialKernel, TweedieKernel
 from .frame import prepare_newdata
-from .margins import MarginsMixin
+from .postfit import PostFitMixin
 from .r_formula import update_formula
-from .robust import RobustCovarianceMixin
-from .statsmodels_compat import StatsmodelsCompatMixin
 from .summary import summary_tables
 from .wald import wald_test_estimable
 
@@ -84,13 +82,7 @@ class GLMMFit:
     hessian_skipped: bool = False
 
 
-class GLMMResults(
-    # post-fit toolboxes (one mixin per module) come before statsmodels' base class
-    MarginsMixin,
-    RobustCovarianceMixin,
-    StatsmodelsCompatMixin,
-    base.LikelihoodModelResults,
-):
+class GLMMResults(PostFitMixin, base.LikelihoodModelResults):
     """Results of :meth:`GLMM.fit`.
 
     ``params``, ``bse``, ``tvalues``, ``pvalues``, ``conf_int()`` and
@@ -531,10 +523,10 @@ class GLMMResults(
         """Refit without each droppable fixed term (see :func:`inference.drop1`)."""
         return _inference.drop1(self, test=test, **fit_kwargs)
 
-    def profile(self, which=None, alphamax=0.01, maxpts=40):
+    def profile(self, which=None, alphamax=0.01, maxpts=40, progress=False):
         """Likelihood profiles of the sd/corr parameters and β (see
         :func:`inference.profile`)."""
-        return _inference.profile(self, which=which, alphamax=alphamax, maxpts=maxpts)
+        return _inference.profile(self, which, alphamax, maxpts, progress=progress)
 
     def confint(self, method="Wald", level=0.95, **kwargs):
         """Intervals for sd/corr and β: ``"Wald"``, ``"profile"`` or ``"boot"``

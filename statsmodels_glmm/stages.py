@@ -110,7 +110,8 @@ def optimize_joint(model, theta0, disp0, beta0, options):
     """
     layout = model.parameters
     coords = OptimizerMap(layout)
-    devfun = DevianceFunction(model, 0, options.information, beta0=beta0)
+    devfun = DevianceFunction(model, 0, options.information, beta0=beta0,
+                              observer=options.observer_for("stage1"))
     x = np.concatenate([theta0, layout.kernel.pack_dispersion(disp0)
                         if layout.k_dispersion else []])
     opt = None
@@ -156,7 +157,8 @@ def optimize_full(model, joint, options):
     theta1, disp1, _ = layout.unpack(joint.params)
     whitening = beta_whitening(model, theta1, joint.beta, disp1, joint.u)
     coords = OptimizerMap(layout, joint.beta, whitening)
-    devfun = DevianceFunction(model, options.nAGQ, options.information, u0=joint.u)
+    devfun = DevianceFunction(model, options.nAGQ, options.information, u0=joint.u,
+                              observer=options.observer_for("stage2"))
     objective = coords.wrap(devfun)
     x0 = np.concatenate([joint.x, np.zeros(model.k_fe)])
     lower = coords.lower()
@@ -239,7 +241,8 @@ def _derivatives(model, full, modes, options):
     """
     coords, x = full.coords, full.x
     objective = coords.wrap(DevianceFunction(model, options.nAGQ, options.information,
-                                             u0=modes.u))
+                                             u0=modes.u,
+                                             observer=options.observer_for("derivatives")))
     # β steps of 0.01 conditional SE: the deviance has rounding noise of ~1e-10
     # (more with huge counts, whose per-observation scores are large) and
     # noise / h² must stay well below the unit curvature of z

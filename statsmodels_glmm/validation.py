@@ -19,6 +19,7 @@ from statsmodels.genmod.families import links as L
 from statsmodels.tools.sm_exceptions import ValueWarning
 
 from .families import kernel_class
+from .progress import feedback, make_monitor
 from .robust import check_cluster_options
 
 __all__ = [
@@ -488,6 +489,15 @@ class FitOptions:
     information: str = "observed"
     cov_kwds: dict = None
     use_t: bool = False
+    observer: object = None  # a progress.FitMonitor (verbose, callback, progress) or None
+
+    def observer_for(self, stage):
+        """The observer of one stage's deviance function, or None."""
+        return None if self.observer is None else self.observer.stage(stage)
+
+    def feedback(self):
+        """Context of the fit that closes the observer's progress bar."""
+        return feedback(self.observer)
 
 
 def _largest_dense_block(random_effects, k_fe):
@@ -511,13 +521,18 @@ def _statsmodels_fit_options(model, cov_type, cov_kwds=None, use_t=False):
 
 def fit_options(model, unexpected, blas_threads, **arguments):
     """Validated :class:`FitOptions` of ``model.fit`` and the BLAS thread limit
-    (``"auto"``: one thread when every dense block is small)."""
+    (``"auto"``: one thread when every dense block is small). The keywords
+    ``verbose``, ``callback`` and ``progress`` become the options' observer (None
+    when all are off)."""
     statsmodels_options = {key: unexpected.pop(key) for key in ("cov_kwds", "use_t")
                            if key in unexpected}
+    feedback = {key: unexpected.pop(key) for key in ("verbose", "callback", "progress")
+                if key in unexpected}
     if unexpected:
         raise TypeError(f"unexpected keyword arguments: {', '.join(unexpected)}")
     arguments.update(_statsmodels_fit_options(model, arguments["cov_type"],
                                               **statsmodels_options))
+    arguments["observer"] = make_monitor(**feedback)
     arguments["nAGQ"] = check_nagq(arguments["nAGQ"], model.random_effects)
     if arguments["reml"] and not model.is_lmm:
         raise ValueError("reml=True needs the Gaussian family with the identity link")

@@ -68,6 +68,9 @@ class FamilyKernel:
         Number of dispersion parameters in the likelihood.
     separation : {"probability", "count", None}
         Which boundary of the mean separation drives fitted values to.
+    integer_valued : bool
+        The observations are integers on the scale of :meth:`count_scale`
+        (counts, binomial successes): simulation-based residuals randomize ties.
     """
 
     name = "generic"
@@ -77,6 +80,7 @@ class FamilyKernel:
     dispersion_names = ()
     separation = None
     is_linear_mixed_model = False
+    integer_valued = False
 
     def __init__(self, family, data):
         self.family = family
@@ -240,6 +244,12 @@ class FamilyKernel:
         return f"Dispersion parameter (ML): {self.phi(disp):.4g}."
 
     # -- simulation -----------------------------------------------------------------------------
+    def count_scale(self, values):
+        """Responses as the model holds them (``y``, :meth:`simulate`'s draws; one
+        row per observation, any columns) on the scale of each observation's own
+        distribution: the values themselves (binomial: successes)."""
+        return np.asarray(values, dtype=float)
+
     def simulate(self, mu, disp, rng):
         """One draw of the response given the conditional means."""
         try:

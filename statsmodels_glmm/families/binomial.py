@@ -19,6 +19,7 @@ class BinomialKernel(FamilyKernel):
     links = BOUNDED_LINKS + ("log", "identity")
     canonical_link = "logit"
     separation = "probability"
+    integer_valued = True
 
     def __init__(self, family, data):
         super().__init__(family, data)
@@ -116,6 +117,14 @@ class BinomialKernel(FamilyKernel):
 
     def start_mu(self):
         return (self.weights * self.y + 0.5) / (self.weights + 1)
+
+    def count_scale(self, values):
+        """Successes m · y (rounded where they are integers up to rounding)."""
+        values = np.asarray(values, dtype=float)
+        counts = values * self.m.reshape((-1,) + (1,) * (values.ndim - 1))
+        whole = np.round(counts)
+        return np.where(np.abs(counts - whole) <= 1e-8 * np.maximum(whole, 1.0), whole,
+                        counts)
 
     def simulate(self, mu, disp, rng):
         """Proportions, keeping the fit's trials."""

@@ -22,6 +22,7 @@ class PoissonKernel(FamilyKernel):
     links = ("log", "identity", "sqrt")
     canonical_link = "log"
     separation = "count"
+    integer_valued = True
 
     def __init__(self, family, data):
         super().__init__(family, data)

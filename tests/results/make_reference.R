@@ -2,6 +2,9 @@
 #
 #   Rscript tests/results/make_reference.R      (from the repository root)
 #
+# (without the DHARMa package installed, set DHARMA_SRC to the R/ directory of DHARMa's
+# sources, git tag v0.5.0: see the issue 16 section)
+#
 # Writes tests/results/reference.json and the simulated data sets in
 # tests/results/data/. Never edit the JSON by hand: rerun this script.
 #
@@ -833,6 +836,96 @@ cases$emmeans <- list(
     link = emm_table(emmeans(em_po, "f")),
     offset0 = emm_table(emmeans(em_po, "f", offset = 0)))
 )
+
+## ---- issue 16: influence ------------------------------------------------------------------
+## lme4's influence.merMod (lme4 1.1-31): each unit (an observation, or a level of groups=)
+## deleted in turn, refitted by update(subset = ...) from the fit's theta (and fixef for
+## glmer). Stored: the fixed effects of the deleted fits, dfbeta (deleted - full), dfbetas
+## (dfbeta / the deleted fit's SE), cooks.distance of the influence object
+## ((n - p) / (n p) * dfbeta' V^-1 dfbeta, V = vcov of the full fit), converged; and
+## -2 logLik of the same refits (lme4 does not return it) to compare the optima.
+data(cbpp)
+data(sleepstudy)
+set.seed(1601)
+infd <- data.frame(g = factor(rep(sprintf("g%d", 1:8), each = 5)), x = round(rnorm(40), 3))
+infd$y <- rpois(40, exp(0.4 + 0.5 * infd$x + rnorm(8, 0, 0.5)[as.integer(infd$g)]))
+write.csv(infd, file.path(data_dir, "influence_poisson.csv"), row.names = FALSE)
+columns <- function(m) lapply(as.data.frame(m, check.names = FALSE), function(v) I(unname(v)))
+influence_entry <- function(fit, data, formula_py, data_name, groups = NULL, family = NULL) {
+  message("influence ", data_name, " ", if (is.null(groups)) "case" else groups)
+  infl <- if (is.null(groups)) influence(fit) else influence(fit, groups = groups)
+  del <- infl[["deleted"]]
+  unit <- if (is.null(groups)) seq_len(nrow(data)) else data[[groups]]
+  par <- list(theta = getME(fit, "theta"))
+  if (inherits(fit, "glmerMod")) par$fixef <- fixef(fit)
+  neg2ll <- vapply(seq_along(del), function(i) {
+    keep <- if (is.null(groups)) unit != as.integer(del[i]) else unit != del[i]
+    refit <- suppressWarnings(update(fit, data = data[keep, ], start = par))
+    -2 * as.numeric(logLik(refit))
+  }, 0)
+  list(formula = formula_py, data = data_name, family = family,
+       groups = if (is.null(groups)) "case" else groups, deleted = I(as.character(del)),
+       fixef = as.list(fixef(fit)), vcov = columns(as.matrix(vcov(fit))),
+       fixef_deleted = columns(infl[[2]]), dfbeta = columns(dfbeta(infl)),
+       dfbetas = columns(dfbetas(infl)), cooks = I(unname(cooks.distance(infl))),
+       converged = I(unname(infl$converged)), neg2ll = -2 * as.numeric(logLik(fit)),
+       neg2ll_deleted = I(neg2ll))
+}
+infl_cbpp <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, binomial)
+infl_ss <- lmer(Reaction ~ Days + (Days | Subject), sleepstudy)
+infl_pois <- glmer(y ~ x + (1 | g), infd, poisson)
+cases$influence <- list(
+  cbpp_herd = influence_entry(infl_cbpp, cbpp,
+                              "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                              "cbpp", "herd", "binomial"),
+  sleepstudy_subject = influence_entry(infl_ss, sleepstudy, "Reaction ~ Days + (Days | Subject)",
+                                       "sleepstudy", "Subject", "gaussian_reml"),
+  poisson_case = influence_entry(infl_pois, infd, "y ~ x + (1 | g)", "influence_poisson",
+                                 NULL, "poisson"))
+
+## ---- issue 16: DHARMa scaled residuals ------------------------------------------------------
+## DHARMa's simulateResiduals (PIT residuals; its default since 0.5.0 simulates conditional
+## on the fitted random effects, re.form = NULL for lme4) and its tests, run on lme4 fits.
+## DHARMa is not packaged for Debian: when it is not installed, set DHARMA_SRC to the R/
+## directory of its sources (git tag v0.5.0) and its functions are sourced from there.
+## Stored per case: the observed response and the n x nsim simulations as DHARMa sees them
+## (binomial: counts of successes), the population-level fitted values it tests dispersion
+## against, its (randomized) scaled residuals, and testUniformity, testDispersion (DHARMa and
+## PearsonChisq) and testZeroInflation on them, so that the Python tests replay them on
+## the same simulations.
+if (requireNamespace("DHARMa", quietly = TRUE)) {
+  dh <- asNamespace("DHARMa")
+  dharma_version <- as.character(packageVersion("DHARMa"))
+} else {
+  dh <- new.env()
+  for (f in c("DHARMa.R", "compatibility.R", "helper.R", "random.R", "simulateResiduals.R",
+              "tests.R")) sys.source(file.path(Sys.getenv("DHARMA_SRC"), f), envir = dh)
+  dharma_version <- paste(read.dcf(file.path(Sys.getenv("DHARMA_SRC"), "..", "DESCRIPTION"),
+                                   fields = "Version"), "(sources)")
+}
+htest <- function(t) list(statistic = unname(t$statistic), p_value = t$p.value)
+dharma_entry <- function(fit, formula_py, data_name, family, nsim = 50) {
+  message("DHARMa ", data_name)
+  so <- dh$simulateResiduals(fit, n = nsim, seed = 1602)
+  list(formula = formula_py, data = data_name, family = family, dharma = dharma_version,
+       simulate_res = so$simulateREs, integer_response = so$integerResponse, nsim = nsim,
+       observed = I(unname(so$observedResponse)),
+       fitted = I(unname(so$fittedPredictedResponse)),
+       simulated = I(unname(so$simulatedResponse)),  # row-major: one row per observation
+       scaled_residuals = I(unname(so$scaledResiduals)),
+       uniformity = htest(dh$testUniformity(so, plot = FALSE)),
+       uniformity_less = htest(dh$testUniformity(so, alternative = "less", plot = FALSE)),
+       dispersion = htest(dh$testDispersion(so, plot = FALSE)),
+       dispersion_greater = htest(dh$testDispersion(so, alternative = "greater", plot = FALSE)),
+       pearson_chisq = htest(suppressMessages(dh$testDispersion(
+         so, alternative = "greater", type = "PearsonChisq", plot = FALSE))),
+       df_resid = df.residual(fit),
+       zero_inflation = htest(dh$testZeroInflation(so, plot = FALSE)))
+}
+cases$dharma <- list(
+  cbpp = dharma_entry(infl_cbpp, "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                      "cbpp", "binomial"),
+  poisson = dharma_entry(infl_pois, "y ~ x + (1 | g)", "influence_poisson", "poisson"))
 
 meta <- list(
   generated_by = "tests/results/make_reference.R",
