@@ -6,6 +6,7 @@ from statsmodels.iolib.summary import Summary
 from statsmodels.iolib.table import SimpleTable
 
 from .families import family_name, link_name
+from .optimizer_choice import OPTIMIZERS
 
 __all__ = ["summary_tables"]
 
@@ -41,6 +42,12 @@ def _random_effects_table(res):
     return SimpleTable(rows, header, title="Random effects")
 
 
+def _optimizer_name(res):
+    options = res.fit_record.options
+    name = "bobyqa" if options is None else options.optimizer
+    return "BOBYQA" if name == "bobyqa" else OPTIMIZERS[name]
+
+
 def _header(res, title):
     model = res.model
     fam = "gaussian" if model.is_lmm else family_name(model.family)
@@ -50,7 +57,7 @@ def _header(res, title):
               ["Formula:", formula],
               ["No. Observations:", f"{int(res.nobs)}"],
               ["Groups:", groups],
-              ["Optimizer:", f"BOBYQA, {res.optimizer.nfev} evaluations, "
+              ["Optimizer:", f"{_optimizer_name(res)}, {res.optimizer.nfev} evaluations, "
                              f"{'converged' if res.converged else 'NOT converged'}"]]
     return SimpleTable(header, title=title or _method_line(res),
                        txt_fmt={"data_aligns": "l", "colsep": " "})
