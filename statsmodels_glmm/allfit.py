@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from .data_removal import require_data
 from .optimizer_choice import OPTIMIZERS, check_optimizer
 
 __all__ = ["AllFitMixin", "AllFitResults", "AllFitSummary", "allfit"]
@@ -75,8 +76,6 @@ def _dispersion_names(model):
 
 def allfit(res, optimizers=None, progress=False):
     """Refit ``res`` with each optimizer (see :meth:`AllFitMixin.allfit`)."""
-    from .data_removal import require_data
-
     require_data(res, "allfit")
     names = list(OPTIMIZERS) if optimizers is None else [
         check_optimizer(name) for name in ([optimizers] if isinstance(optimizers, str)

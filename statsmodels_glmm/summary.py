@@ -68,8 +68,7 @@ def _statistics_tables(res):
     stat_header = ["AIC", "BIC", "logLik", crit, "df.resid"]
     stat_row = [f"{res.aic:.1f}", f"{res.bic:.1f}", f"{res.llf:.1f}",
                 f"{res.neg2llf:.1f}", f"{int(res.df_resid)}"]
-    scaled = res.resid_pearson / res.sigma
-    quant = np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1.0])
+    quant = res.summary_statistics()["scaled_residual_quantiles"]
     return [SimpleTable([stat_row], stat_header, title="Fit statistics"),
             SimpleTable([[f"{v:.4f}" for v in quant]], ["Min", "1Q", "Median", "3Q", "Max"],
                         title="Scaled residuals")]
