@@ -105,6 +105,12 @@ def _remove_model_arrays(model):
     for term in model.random_effects.terms:
         removed += _strip(term, f"the random-effects term ({term.expr} | {term.group_name})",
                           nobs)
+    data = model.data
+    _ = model.exog_names, model.endog_names  # (statsmodels caches them)
+    for name in ("orig_endog", "orig_exog"):
+        if getattr(data, name, None) is not None:
+            setattr(data, name, None)
+            removed.append(f"model.data.{name}")
     if getattr(model, "source", None) is not None:
         removed.append("model.source (the data, for update)")
     model.source = None

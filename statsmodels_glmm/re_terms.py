@@ -19,6 +19,7 @@ import pandas as pd
 from patsy import EvalEnvironment, PatsyError, build_design_matrices, dmatrix
 import scipy.sparse as sp
 
+from .compact_state import compact_term_state, restore_term
 from .levels import factor_codes, lookup_codes
 from .r_formula import R_NAMESPACE, referenced_columns
 
@@ -142,7 +143,11 @@ class RandomEffectsTerm:
         # from (none for an intercept-only term) and rebuild it on demand
         state = self.__dict__.copy()
         state["design_info"] = None
-        return state
+        return compact_term_state(state)
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        restore_term(self)
 
     def _design(self):
         if self.design_info is None and getattr(self, "template", None) is not None:

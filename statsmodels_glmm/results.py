@@ -18,6 +18,7 @@ from . import getme as _getme
 from . import inference as _inference
 from . import ranef as _ranef
 from .allfit import AllFitMixin
+from .compact_state import CompactPicklingMixin
 from .conditional_prediction import PredictionMixin
 from .data_removal import DataRemovalMixin
 from .families import NegativeBinomialKernel, TweedieKernel
@@ -91,6 +92,7 @@ class GLMMFit:
 class GLMMResults(
     # post-fit toolboxes (one mixin per module) come before statsmodels' base class
     AllFitMixin,
+    CompactPicklingMixin,
     DataRemovalMixin,
     PredictionMixin,
     SimulationMixin,
