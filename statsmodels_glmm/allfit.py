@@ -193,7 +193,7 @@ class AllFitSummary:
             "-2logLik": "{:.6f}".format, "excess": "{:.2e}".format,
             "nfev": lambda v: "" if np.isnan(v) else f"{int(v)}",
             "seconds": "{:.2f}".format})
-        spread = self.spread.to_string(float_format="{:.4g}".format)
+        spread = self.spread.to_string(float_format="{:.7g}".format)
         width = max(len(line) for line in (fits + "\n" + spread).splitlines())
         parts = ["Fits by optimizer, from the same start", "=" * width, fits, "-" * width,
                  "Spread of the estimates over the converged optimizers", "=" * width,

@@ -186,14 +186,17 @@ def _forward_chunk(factor, re, rows, Xt, sl):
     return total
 
 
-def conditional_se(res, X, parts):
-    """Standard errors of η_i = x_i β + z_i b from the joint covariance of (b, β)
-    (see the module docstring); ``X`` None: of the random part z_i b only."""
+def conditional_se(res, X, parts, m):
+    """Standard errors of η_i = x_i β + z_i b for the ``m`` rows, from the joint
+    covariance of (b, β) (see the module docstring); ``X`` None: of the random
+    part z_i b only."""
     model = res.model
     re = model.random_effects
+    if X is None and not parts:
+        return np.zeros(m)
     factor, scale = joint_factor(res)
     if X is None:  # b's variance from the joint covariance: β's uncertainty included
-        X = np.zeros((len(parts[0][1]) if parts else 0, model.k_fe))
+        X = np.zeros((m, model.k_fe))
     T = model.design_basis.T
     Xt = X if T is None else sla.solve_triangular(T, X.T, trans="T", lower=False).T
     m = X.shape[0]
@@ -320,7 +323,7 @@ class PredictionMixin:
                                             random_only)
         eta = linear_predictor(self, X, offs, parts)
         if parts or random_only:
-            se = conditional_se(self, X, parts)
+            se = conditional_se(self, X, parts, len(eta))
         else:
             se = np.sqrt(np.einsum("ij,jk,ik->i", X, self.cov_fe, X))
         resp = self.model.response

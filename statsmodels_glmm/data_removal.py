@@ -78,33 +78,56 @@ def _per_row(value, nobs):
 
 
 def _strip(obj, label, nobs):
-    """Placeholders for the per-observation attributes of ``obj``; their labels."""
+    """A shallow copy of ``obj`` with placeholders for its per-observation
+    attributes (the original may be shared with other fits), and their labels."""
+    copy = _shallow_copy(obj)
     removed = []
-    for name, value in list(vars(obj).items()):
+    for name, value in list(vars(copy).items()):
         if _per_row(value, nobs):
             what = f"{label}.{name.lstrip('_')}"
-            setattr(obj, name, RemovedData(what, getattr(value, "shape", None)))
+            setattr(copy, name, RemovedData(what, getattr(value, "shape", None)))
             removed.append(what)
-    return removed
+    return copy, removed
+
+
+def _shallow_copy(obj):
+    new = object.__new__(type(obj))
+    new.__dict__.update(vars(obj))
+    return new
 
 
 def _remove_model_arrays(model):
     """Placeholders for the model's per-observation attributes; their names.
 
-    The response and its family kernel stay (their formulas and the dispersion's
-    meaning are needed at new data): only their arrays go.
+    ``model`` is the results' own copy; what it shares with other fits (the
+    random effects, the design basis, the response of a refit's original) is
+    copied before it is stripped. The response and its family kernel stay (their
+    formulas and the dispersion's meaning are needed at new data): only their
+    arrays go.
     """
+    from .params import ParameterLayout  # (imports nothing of this module)
+
     nobs = model.response.nobs
     model.random_effects.theta_scale()  # computed from the covariates, kept
-    removed = _strip(model.response, "model.response", nobs)
-    removed += _strip(model.kernel, "the family kernel", nobs)
+    model.response, removed = _strip(model.response, "model.response", nobs)
+    kernel, more = _strip(model.kernel, "the family kernel", nobs)
+    model.kernel = model.response.kernel = kernel
+    removed += more
     for name in ("endog", "exog", "offset", "weights"):
         if getattr(model, name, None) is not None or name in ("endog", "exog"):
             setattr(model, name, RemovedData(f"model.{name}"))
-    removed += _strip(model.design_basis, "model.design_basis", nobs)
+    model.design_basis, more = _strip(model.design_basis, "model.design_basis", nobs)
+    removed += more
+    re = _shallow_copy(model.random_effects)
+    re.terms = []
     for term in model.random_effects.terms:
-        removed += _strip(term, f"the random-effects term ({term.expr} | {term.group_name})",
-                          nobs)
+        term, more = _strip(term, f"the random-effects term ({term.expr} | "
+                                  f"{term.group_name})", nobs)
+        re.terms.append(term)
+        removed += more
+    model.random_effects = re
+    model.parameters = ParameterLayout(re, kernel, model.k_fe, model.fe_names)
+    model.system = RemovedData("model.system (the penalized system of the data)")
     data = model.data
     _ = model.exog_names, model.endog_names  # (statsmodels caches them)
     for name in ("orig_endog", "orig_exog"):
@@ -141,6 +164,10 @@ class DataRemovalMixin:
             joint_factor(self)
         except np.linalg.LinAlgError:
             pass
+        if not getattr(self.model, "removed_data", None):
+            # the results' own model and data container: other fits may share them
+            self.model = _shallow_copy(self.model)
+            self.model.data = _shallow_copy(self.model.data)
         super().remove_data()
         model = self.model
         removed = _remove_model_arrays(model) if not getattr(model, "removed_data", None) \

@@ -8,7 +8,7 @@ model is copied with a new :class:`response.Response` (the design, random
 effects and family kept) and fitted from the current estimates.
 """
 
-import copy
+import re
 
 import numpy as np
 import pandas as pd
@@ -25,10 +25,13 @@ def new_response_values(model, endog):
     """``endog`` as a float array of shape (n,) or, binomial only, (n, 2).
 
     A one-column DataFrame (or an (n, 1) array) is its column; a DataFrame of
-    several simulations, or two columns for another family than the binomial,
-    is an error naming ``new_endog``.
+    several simulations (columns ``sim_1``, ``sim_2`` ... as :meth:`simulate`
+    returns), or two columns for another family than the binomial, is an error
+    naming ``new_endog``.
     """
-    if isinstance(endog, pd.DataFrame) and endog.shape[1] != 2:
+    simulations = isinstance(endog, pd.DataFrame) and all(
+        re.fullmatch(r"sim_\d+", str(c)) for c in endog.columns)
+    if isinstance(endog, pd.DataFrame) and (endog.shape[1] != 2 or simulations):
         if endog.shape[1] != 1:
             raise ValueError(f"new_endog has {endog.shape[1]} columns "
                              f"({', '.join(map(str, endog.columns[:4]))} ...): pass one "
@@ -57,7 +60,10 @@ def model_with_response(model, endog):
     y = new_response_values(model, endog)
     # proportions keep the trials as weights; counts carry their own trials
     weights = resp.weights if y.ndim == 1 else resp.prior_weights
-    new = copy.copy(model)
+    # a shallow copy of the attributes (not copy.copy, which would go through the
+    # pickling state and re-evaluate the formula's design)
+    new = object.__new__(type(model))
+    new.__dict__.update(vars(model))
     new.response = Response(model.family, y, weights, resp.offset, model.endog_label,
                             estimate_alpha=model.estimate_alpha)
     new.kernel = new.response.kernel
