@@ -384,6 +384,8 @@ class GLMMResults(
         if "data" in kwargs and "subset" not in kwargs:
             args["subset"] = None  # a new data set: the old row selection does not apply
         fit_args = {"nAGQ": self.nAGQ}
+        if self.fit_record.options is not None:  # the same optimizer, as lme4's control
+            fit_args["optimizer"] = self.fit_record.options.optimizer
         if model.is_lmm:
             fit_args["reml"] = self.reml
         model_keys = {"data", "family", "estimate_alpha", "subset", "weights", "offset",

@@ -97,6 +97,9 @@ def test_each_optimizer_fits_a_dispersion_family(optimizer, positive_fit):
     assert res.dispersion == pytest.approx(positive_fit.dispersion, rel=1e-4)
     assert res.fit_record.options.optimizer == optimizer
     assert OPTIMIZERS[optimizer] in str(res.summary())
+    if optimizer == "sbplx":  # update and refit keep the optimizer, as lme4's control
+        assert res.update(". ~ . - x").fit_record.options.optimizer == optimizer
+        assert res.refit(res.simulate(1, seed=1)).fit_record.options.optimizer == optimizer
 
 
 def test_allfit_linear_mixed_model():
