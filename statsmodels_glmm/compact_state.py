@@ -24,6 +24,8 @@ a round trip gives identical numbers (the tests check fitted values, the
 deviance and predictions bit for bit).
 """
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
@@ -231,7 +233,7 @@ class CompactPicklingMixin:
                zip(again, ("eta", "mu", "neg2ll"))):
             light = object.__new__(type(modes))
             light.__dict__.update(vars(modes), eta=_DERIVED, mu=_DERIVED, neg2ll=_DERIVED)
-            state["fit_record"] = _replace(record, modes=light)
+            state["fit_record"] = dataclasses.replace(record, modes=light)
         return state
 
     def __setstate__(self, state):
@@ -240,8 +242,3 @@ class CompactPicklingMixin:
         if isinstance(getattr(modes, "eta", None), str) and modes.eta == _DERIVED:
             modes.eta, modes.mu, modes.neg2ll = _recomputed_modes(self, modes)
 
-
-def _replace(record, **changes):
-    import dataclasses
-
-    return dataclasses.replace(record, **changes)
