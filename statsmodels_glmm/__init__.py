@@ -10,6 +10,7 @@ from .exceptions import BoundaryWarning, SingularFitWarning
 from .inference import anova
 from .model import GLMM, glmer, glmer_nb
 from .results import GLMMResults
+from .simulation import simulate_formula
 
 __all__ = [
     "GLMM",
@@ -20,5 +21,6 @@ __all__ = [
     "datasets",
     "glmer",
     "glmer_nb",
+    "simulate_formula",
 ]
 __version__ = "0.1.0"

@@ -5,6 +5,7 @@ from .exceptions import BoundaryWarning, SingularFitWarning
 from .inference import anova, bootstrap, drop1, profile
 from .model import GLMM, glmer, glmer_nb
 from .results import GLMMResults
+from .simulation import simulate_formula
 
 __all__ = [
     "GLMM",
@@ -18,4 +19,5 @@ __all__ = [
     "glmer",
     "glmer_nb",
     "profile",
+    "simulate_formula",
 ]

@@ -4,6 +4,8 @@ import numpy as np
 import pandas as pd
 import scipy.linalg as sla
 
+from .data_removal import is_removed
+
 __all__ = ["get_me", "hat_matrix_diag"]
 
 
@@ -37,7 +39,10 @@ def get_me(res, name):
     }
     if name not in getters:
         raise ValueError(f"unknown component {name!r}; one of {sorted(getters)}")
-    return getters[name]()
+    value = getters[name]()
+    if is_removed(value):  # remove_data() took it: say so now, not at first use
+        value._fail()
+    return value
 
 
 def hat_matrix_diag(res):

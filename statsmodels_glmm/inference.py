@@ -15,6 +15,7 @@ import pandas as pd
 from patsy import ModelDesc
 from scipy import interpolate, stats
 
+from .data_removal import require_data
 from .families import has_dispersion
 from .optimizer import bobyqa
 from .params import sdcor_bounds, sdcor_to_theta, theta_to_sdcor
@@ -271,6 +272,7 @@ def profile(res, which=None, alphamax=0.01, maxpts=40, delta=None, progress=Fals
     -------
     Profile
     """
+    require_data(res, "profile")
     model = res.model
     if res.nAGQ == 0:
         raise ValueError("profiles need a fit with nAGQ >= 1 (the deviance over θ and β)")
@@ -495,6 +497,7 @@ def bootstrap(res, nsim=100, func=None, seed=None, n_jobs=1, progress=False):
     -------
     BootstrapResults
     """
+    require_data(res, "bootstrap")
     if func is None:
         func = _default_statistic
         short, _ = re_parameter_names(res)

@@ -17,7 +17,7 @@ import numpy as np
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from .convergence import try_boundary
-from .optimizer import bobyqa
+from .optimizer_choice import minimize
 from .results import GLMMFit
 
 __all__ = ["LmmModes", "lmm_solve", "lmm_criterion", "fit_lmm"]
@@ -89,7 +89,8 @@ def fit_lmm(model, options):
             observer(nfev[0], t / ts, value)
         return value
 
-    opt = bobyqa(criterion, theta0, lower, np.full(theta0.size, 0.2), maxeval=options.maxfun)
+    opt = minimize(options.optimizer, criterion, theta0, lower, np.full(theta0.size, 0.2),
+                   maxeval=options.maxfun)
     theta = try_boundary(opt.x, lower, criterion, options.boundary_tol) / ts
     factor, u, beta, pwrss, _, _ = lmm_solve(model, theta)
     sigma2 = pwrss / (model.nobs - model.k_fe if options.reml else model.nobs)

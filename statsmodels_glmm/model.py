@@ -44,6 +44,7 @@ from .pickling import RFormulaPickling
 from .pirls import pirls
 from .r_formula import R_NAMESPACE
 from .re_terms import RandomEffects, single_term
+from .refit import model_with_response
 from .response import Response
 from .results import GLMMResults, GLMMResultsWrapper
 from .robust import fit_covariance
@@ -203,11 +204,13 @@ class GLMM(RFormulaPickling, base.LikelihoodModel):
         weights, offset : str or array_like, optional
             Column names or arrays (one value per row of ``data``).
             ``offset(...)`` terms in the formula are added to ``offset``.
-        missing : {"drop", "raise"}
+        missing : {"drop", "exclude", "raise"}
             Rows with a missing value (NaN, None, pd.NA) in any variable of the
             model (response, fixed or random covariates, grouping factors,
             weights, offset) are dropped, or an error is raised. Infinite
-            values are always an error.
+            values are always an error. ``"exclude"`` (R's ``na.exclude``) drops
+            them from the fit, and fitted values, residuals and predictions put
+            them back as NaN rows.
         eval_env : dict, optional
             Namespace for functions in the formula (default: the caller's).
         **kwargs
@@ -219,8 +222,8 @@ class GLMM(RFormulaPickling, base.LikelihoodModel):
         -------
         GLMM
         """
-        if missing not in ("drop", "raise", "none"):
-            raise ValueError(f"missing must be 'drop' or 'raise', got {missing!r}")
+        if missing not in ("drop", "raise", "none", "exclude"):
+            raise ValueError(f"missing must be 'drop', 'exclude' or 'raise', got {missing!r}")
         if missing == "none":  # statsmodels' "no checks" cannot mean NaN in the fit
             missing = "raise"
         data = as_data_frame(data)
@@ -238,37 +241,28 @@ class GLMM(RFormulaPickling, base.LikelihoodModel):
             )
         check_proportion(parsed, family, weights)
         mf = model_frame(formula, data, parsed, kernel_class(family) is BinomialKernel,
-                         subset, weights, offset, missing, eval_env)
+                         subset, weights, offset, missing.replace("exclude", "drop"),
+                         eval_env)
         # statsmodels evaluates the fixed part, so the model gets formula names,
         # model_spec (predict, wald_test_terms) and pickling support. What
         # update() needs to refit as lme4 does is the data as given, not the rows
         # this model kept (another formula may use other columns).
         source = {"data": data, "subset": subset, "weights": weights, "offset": offset,
                   "missing": missing}
-        return super().from_formula(
+        model = super().from_formula(
             mf.fixed_formula, mf.frame, family=family, random_effects=mf.random_effects,
             offset=mf.offset, weights=mf.weights, missing="none",
             parsed_formula=mf.parsed, endog_label=mf.parsed.lhs, formula_full=formula,
             source=source, row_labels=mf.frame.index, explicit_offset=mf.explicit_offset,
             eval_env=eval_env, **kwargs)
+        model.na_action = "exclude" if missing == "exclude" else "omit"
+        return model
 
     def with_response(self, endog):
         """The same model (design, random effects, family) with a new response, in
-        the representation :meth:`GLMMResults.simulate` returns."""
-        resp = self.response
-        y = np.asarray(endog, dtype=float)
-        if y.shape[0] != resp.nobs:
-            raise ValueError(f"new_endog has {y.shape[0]} rows, the model {resp.nobs}")
-        weights = resp.weights if y.ndim == 1 else resp.prior_weights
-        model = copy.copy(self)
-        model.response = Response(self.family, y, weights, resp.offset, self.endog_label,
-                                  estimate_alpha=self.estimate_alpha)
-        model.kernel = model.response.kernel
-        model.parameters = ParameterLayout(self.random_effects, model.kernel, self.k_fe,
-                                           self.fe_names)
-        model.endog = y
-        model._start_cache = None
-        return model
+        the representation :meth:`GLMMResults.simulate` returns (see
+        :func:`refit.new_response_values`)."""
+        return model_with_response(self, endog)
 
     # -- parameters and the deviance -------------------------------------------------
     def pirls(self, theta, beta=None, phi=None, u0=None, tol=1e-12, information="observed"):
@@ -373,7 +367,7 @@ class GLMM(RFormulaPickling, base.LikelihoodModel):
     # -- fitting -----------------------------------------------------------------------
     def fit(self, nAGQ=1, start=None, reml=False, cov_type=None, maxfun=10000,
             nAGQ0_init=True, boundary_tol=1e-5, calc_hessian="auto", information="observed",
-            blas_threads="auto", **kwargs):
+            blas_threads="auto", optimizer="bobyqa", **kwargs):
         """Fit by maximum likelihood (or REML for the linear mixed model).
 
         Parameters
@@ -416,6 +410,10 @@ class GLMM(RFormulaPickling, base.LikelihoodModel):
         verbose, callback, progress
             Print every ``verbose``-th deviance evaluation, call ``callback(stage, nfev, params,
             value)`` after each, show a tqdm counter: see :class:`progress.FitMonitor`.
+        optimizer : str
+            ``"bobyqa"`` (default), ``"nelder_mead"``, ``"sbplx"``, ``"lbfgsb"`` or
+            ``"trust_constr"``, in every stage (see :mod:`optimizer_choice`;
+            :meth:`GLMMResults.allfit` compares them).
 
         Returns
         -------
@@ -424,7 +422,7 @@ class GLMM(RFormulaPickling, base.LikelihoodModel):
         options, blas_threads = fit_options(
             self, kwargs, nAGQ=nAGQ, start=start, reml=reml, cov_type=cov_type, maxfun=maxfun,
             nAGQ0_init=nAGQ0_init, boundary_tol=boundary_tol, calc_hessian=calc_hessian,
-            information=information, blas_threads=blas_threads)
+            information=information, blas_threads=blas_threads, optimizer=optimizer)
         with blas_limits(blas_threads), options.feedback():
             if self.is_lmm:
                 fit = fit_lmm(self, options)
@@ -432,6 +430,7 @@ class GLMM(RFormulaPickling, base.LikelihoodModel):
                 fit = fit_negative_binomial(self, options)
             else:
                 fit = fit_glmm(self, options)
+        fit.options = options  # how to fit it again (allfit, refit)
         warn_separation(self.response, fit.modes.mu)
         warn_singular(self.random_effects, fit.theta)
         warn_diverging(self.response, self.random_effects, fit.theta)
@@ -477,7 +476,8 @@ def glmer(formula, data, family=None, nAGQ=1, weights=None, offset=None, subset=
     weights, offset : str or array_like, optional
         Prior weights and offset (column names or arrays).
     subset : array_like, optional
-    missing : {"drop", "raise"}
+    missing : {"drop", "exclude", "raise"}
+        See :meth:`GLMM.from_formula`.
     start : dict, optional
         Starting values ``{"theta": ..., "beta": ..., "phi": ...}``.
     **fit_kwargs

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import nlopt
 import numpy as np
 
-__all__ = ["OptimizeResult", "bobyqa"]
+__all__ = ["OptimizeResult", "bobyqa", "nlopt_minimize"]
 
 _MESSAGES = {
     nlopt.SUCCESS: "success",
@@ -39,7 +39,18 @@ class OptimizeResult:
 
 def bobyqa(fun, x0, lower, initial_step, ftol_abs=1e-10, xtol_abs=1e-9, maxeval=10000,
            upper=None, ftol_rel=1e-12):
-    """Minimise ``fun`` from ``x0`` subject to ``lower <= x <= upper``.
+    """Minimise ``fun`` from ``x0`` subject to ``lower <= x <= upper`` by BOBYQA.
+
+    See :func:`nlopt_minimize` for the parameters.
+    """
+    return nlopt_minimize(fun, x0, lower, initial_step, ftol_abs, xtol_abs, maxeval, upper,
+                          ftol_rel, algorithm=nlopt.LN_BOBYQA)
+
+
+def nlopt_minimize(fun, x0, lower, initial_step, ftol_abs=1e-10, xtol_abs=1e-9, maxeval=10000,
+                   upper=None, ftol_rel=1e-12, algorithm=nlopt.LN_BOBYQA):
+    """Minimise ``fun`` from ``x0`` subject to ``lower <= x <= upper`` with one of
+    NLopt's derivative-free algorithms (default BOBYQA).
 
     Parameters
     ----------
@@ -55,6 +66,9 @@ def bobyqa(fun, x0, lower, initial_step, ftol_abs=1e-10, xtol_abs=1e-9, maxeval=
         one matters on large data, where −2ℓ is large and the rounding noise of
         its sum over millions of rows exceeds any small absolute tolerance.
     maxeval : int
+    algorithm : int
+        NLopt's algorithm constant (``nlopt.LN_BOBYQA``, ``nlopt.LN_NELDERMEAD``,
+        ``nlopt.LN_SBPLX`` ...).
 
     Returns
     -------
@@ -83,7 +97,7 @@ def bobyqa(fun, x0, lower, initial_step, ftol_abs=1e-10, xtol_abs=1e-9, maxeval=
 
     if x0.size == 0:
         return OptimizeResult(x0, f_start, 1, True, "no parameters")
-    opt = nlopt.opt(nlopt.LN_BOBYQA, x0.size)
+    opt = nlopt.opt(algorithm, x0.size)
     opt.set_min_objective(objective)
     opt.set_lower_bounds(lower)
     opt.set_upper_bounds(upper)

@@ -19,6 +19,7 @@ import pandas as pd
 from patsy import EvalEnvironment, PatsyError, build_design_matrices, dmatrix
 import scipy.sparse as sp
 
+from .compact_state import compact_term_state, restore_term
 from .levels import factor_codes, lookup_codes
 from .r_formula import R_NAMESPACE, referenced_columns
 
@@ -142,7 +143,11 @@ class RandomEffectsTerm:
         # from (none for an intercept-only term) and rebuild it on demand
         state = self.__dict__.copy()
         state["design_info"] = None
-        return state
+        return compact_term_state(state)
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        restore_term(self)
 
     def _design(self):
         if self.design_info is None and getattr(self, "template", None) is not None:
@@ -244,14 +249,18 @@ class RandomEffects:
         """Per θ element, the scale of its row's covariate (RMS rounded to a power
         of 2, so exact in floating point): the optimizer works with θ · scale, which
         does not depend on the units of the random-effect covariates (a slope on
-        x · 1e6 has θ ~ 1e-6). 1 for intercepts and unit-scale covariates."""
+        x · 1e6 has θ ~ 1e-6). 1 for intercepts and unit-scale covariates.
+        Computed once (it survives ``remove_data()``)."""
+        if getattr(self, "_theta_scale", None) is not None:
+            return self._theta_scale.copy()
         out = []
         for term in self.terms:
             rms = np.sqrt(np.mean(term.z * term.z, axis=0))
             ok = np.isfinite(rms) & (rms > 0)
             scale = np.where(ok, 2.0 ** np.round(np.log2(np.where(ok, rms, 1.0))), 1.0)
             out.extend(scale[r] for r, _ in term.theta_rows_cols)
-        return np.asarray(out, dtype=float)
+        self._theta_scale = np.asarray(out, dtype=float)
+        return self._theta_scale.copy()
 
     def factors(self, theta):
         """List of T matrices, one per term."""

@@ -15,10 +15,8 @@ from statsmodels.tools._decorators import cache_readonly
 
 from . import getme as _getme
 from . import inference as _inference
-from . import prediction as _prediction
 from . import ranef as _ranef
 from .families import NegativeBinomialKernel, TweedieKernel
-from .frame import prepare_newdata
 from .postfit import PostFitMixin
 from .r_formula import update_formula
 from .summary import summary_tables
@@ -62,6 +60,8 @@ class GLMMFit:
         The checks of :func:`convergence.check_convergence`.
     hessian_skipped : bool
         The Hessian was skipped for a large model (``calc_hessian="auto"``).
+    options : validation.FitOptions or None
+        The options of the fit (set by :meth:`GLMM.fit`).
     """
 
     theta: np.ndarray
@@ -80,6 +80,7 @@ class GLMMFit:
     hessian: object = None
     convergence: object = None
     hessian_skipped: bool = False
+    options: object = None
 
 
 class GLMMResults(PostFitMixin, base.LikelihoodModelResults):
@@ -180,17 +181,11 @@ class GLMMResults(PostFitMixin, base.LikelihoodModelResults):
     @cache_readonly
     def deviance(self):
         """Sum of unit deviances at the conditional modes (lme4's ``deviance``)."""
-        return float(self.model.response.unit_deviance(self.fittedvalues_array,
-                                                       self.fit_record.dispersion).sum())
+        return self.summary_statistics()["deviance"]
 
     @cache_readonly
     def fittedvalues_array(self):
         return np.asarray(self.fit_record.modes.mu)
-
-    @cache_readonly
-    def fittedvalues(self):
-        """Conditional means μ at the conditional modes of the random effects."""
-        return self.fittedvalues_array
 
     @cache_readonly
     def resid_pearson(self):
@@ -317,88 +312,10 @@ class GLMMResults(PostFitMixin, base.LikelihoodModelResults):
         return {(g, lev): row for g, frame in frames.items() for lev, row in frame.iterrows()}
 
     # -- prediction, simulation, residuals -----------------------------------------------
-    def predict(self, newdata=None, re_form=None, which="mean", allow_new_levels=False,
-                offset=None, exog=None):
-        """Predictions, conditional on the random effects (lme4's ``predict``).
-
-        Parameters
-        ----------
-        newdata : pandas.DataFrame, optional
-            New rows; default the fitted data. ``exog`` is accepted as an alias.
-        re_form : str or None
-            ``None``: every random-effects term; ``"~0"`` or ``"NA"``: none
-            (population level); a formula such as ``"~(1 | herd)"``: the terms of
-            the grouping factors it names.
-        which : {"mean", "linear"}
-            Conditional mean g⁻¹(η) or the linear predictor η.
-        allow_new_levels : bool
-            Predict unseen levels (and missing grouping values) at the population
-            level instead of raising an error that names them.
-        offset : array_like, optional
-            Offset for ``newdata``, added to its ``offset(...)`` terms.
-
-        Returns
-        -------
-        pandas.Series (index of ``newdata``) or ndarray
-            NaN where a covariate or grouping value is missing.
-        """
-        if which not in ("mean", "linear"):
-            raise ValueError("which must be 'mean' or 'linear'")
-        newdata = exog if newdata is None else newdata
-        eta, index = _prediction.linear_predictor(self, newdata, re_form, allow_new_levels, offset)
-        out = eta if which == "linear" else self.model.response.mu(eta)
-        if index is not None:
-            return pd.Series(out, index=index, name="predicted")
-        return out
-
     def fixed_exog(self, newdata):
         """The fixed-effects design of ``newdata`` from the model's formula (every
         column of ``exog_names``, NaN rows where a covariate is missing)."""
         return self._transform_predict_exog(newdata)[0]
-
-    def get_prediction(self, newdata=None, which="mean", offset=None):
-        """Population-level prediction (random effects 0) with delta-method
-        standard errors from ``cov_params()``, as statsmodels GLM offers.
-
-        Returns
-        -------
-        prediction.PredictionResults
-            ``predicted``, ``se``, ``conf_int(alpha)``, ``summary_frame(alpha)``.
-        """
-        model = self.model
-        if newdata is None:
-            X, offs, index = model.exog, model.offset, model.row_labels
-        else:
-            newdata = prepare_newdata(newdata)
-            X, offs = _prediction.fixed_design(self, newdata, offset)
-            index = newdata.index
-        eta = X @ self.fe_params + offs
-        se = np.sqrt(np.einsum("ij,jk,ik->i", X, self.cov_fe, X))
-        return _prediction.PredictionResults(eta, se, model.response.mu, model.response.mu_eta,
-                                 which=which, index=index)
-
-    def simulate(self, nsim=1, seed=None, use_u=False, newdata=None, re_form=None,
-                 allow_new_levels=False):
-        """Simulate responses from the fitted model (lme4's ``simulate``).
-
-        Parameters
-        ----------
-        nsim : int
-        seed : int, numpy Generator or None
-        use_u : bool
-            Condition on the fitted random effects; otherwise draw new ones,
-            u ~ N(0, I) (and b = Λ u).
-        newdata : pandas.DataFrame, optional
-            Simulate at new rows (with ``use_u`` the fitted effects of their levels).
-
-        Returns
-        -------
-        pandas.DataFrame
-            One column per simulation (``sim_1`` ...), the response on the model's
-            scale: 0/1 or proportions for the binomial (trials as in the fit),
-            counts for the Poisson.
-        """
-        return _prediction.simulate(self, nsim, seed, use_u, newdata, re_form, allow_new_levels)
 
     @cache_readonly
     def resid_response(self):
@@ -417,54 +334,12 @@ class GLMMResults(PostFitMixin, base.LikelihoodModelResults):
         """(y − μ) / (dμ/dη)."""
         return self.resid_response / self.model.response.mu_eta(self.fit_record.modes.eta)
 
-    def resid(self, type="deviance", scaled=False):
-        """Residuals of one type (lme4's ``residuals``; default deviance).
-
-        Parameters
-        ----------
-        type : {"deviance", "pearson", "working", "response"}
-        scaled : bool
-            Divide by σ = √φ.
-        """
-        values = {"deviance": "resid_deviance", "pearson": "resid_pearson",
-                  "working": "resid_working", "response": "resid_response"}
-        if type not in values:
-            raise ValueError(f"type must be one of {sorted(values)}")
-        out = np.asarray(getattr(self, values[type]))
-        return out / self.sigma if scaled else out
-
     def hat_matrix_diag(self):
         """Leverages: the diagonal of the penalized weighted least squares hat
         matrix at the optimum (lme4's ``hatvalues``; for GLMMs only indicative)."""
         return _getme.hat_matrix_diag(self)
 
     # -- refitting -------------------------------------------------------------------------
-    def refit(self, new_endog, **fit_kwargs):
-        """Refit the same model to a new response (lme4's ``refit``).
-
-        Reuses the random-effects structure, design and family, and starts from
-        the current estimates in a single optimizer stage.
-
-        Parameters
-        ----------
-        new_endog : array_like
-            Same representation as :meth:`simulate` returns (proportions for a
-            binomial with trials), or a two-column [successes, failures] array.
-        **fit_kwargs
-            Passed to :meth:`GLMM.fit` (defaults: the original ``nAGQ``, no
-            nAGQ=0 stage, starting at the current θ, β, φ).
-        """
-        model = self.model.with_response(new_endog)
-        start = {"theta": self.theta.to_numpy(), "beta": self.fe_params}
-        if model.has_dispersion and self.dispersion > 0:
-            start["phi"] = self.fit_record.dispersion
-        kwargs = {"nAGQ": self.nAGQ, "start": start, "nAGQ0_init": False,
-                  "information": self.fit_record.information}
-        if model.is_lmm:
-            kwargs = {"reml": self.reml, "start": {"theta": start["theta"]}}
-        kwargs.update(fit_kwargs)
-        return model.fit(**kwargs)
-
     def update(self, formula=None, **kwargs):
         """Refit with a changed formula or arguments (lme4's ``update``).
 
@@ -494,6 +369,8 @@ class GLMMResults(PostFitMixin, base.LikelihoodModelResults):
         if "data" in kwargs and "subset" not in kwargs:
             args["subset"] = None  # a new data set: the old row selection does not apply
         fit_args = {"nAGQ": self.nAGQ}
+        if self.fit_record.options is not None:  # the same optimizer, as lme4's control
+            fit_args["optimizer"] = self.fit_record.options.optimizer
         if model.is_lmm:
             fit_args["reml"] = self.reml
         model_keys = {"data", "family", "estimate_alpha", "subset", "weights", "offset",
@@ -576,11 +453,13 @@ class GLMMResults(PostFitMixin, base.LikelihoodModelResults):
 
 
 class GLMMResultsWrapper(base.LikelihoodResultsWrapper):
-    _attrs = {"fittedvalues": "rows", "resid_pearson": "rows", "resid_deviance": "rows",
+    # fittedvalues labels its rows itself (padded for missing="exclude")
+    _attrs = {"resid_pearson": "rows", "resid_deviance": "rows",
               "resid_response": "rows", "resid_working": "rows"}
     # ``resid`` is a method here (lme4's residuals(type=...)), not an array
     _wrap_attrs = {k: v for k, v in wrap.union_dicts(
-        base.LikelihoodResultsWrapper._wrap_attrs, _attrs).items() if k != "resid"}
+        base.LikelihoodResultsWrapper._wrap_attrs, _attrs).items()
+        if k not in ("resid", "fittedvalues")}
     _methods = {}
     _wrap_methods = wrap.union_dicts(base.LikelihoodResultsWrapper._wrap_methods, _methods)
 

@@ -26,7 +26,7 @@ from .convergence import check_convergence, choose_vcov, try_boundary
 from .derivatives import curvature_steps, gradient_and_curvature, numerical_hessian
 from .devfun import DevianceFunction
 from .exceptions import BoundaryWarning
-from .optimizer import bobyqa
+from .optimizer_choice import minimize
 from .params import OptimizerMap
 from .pirls import PirlsError, damped_factor
 from .results import GLMMFit
@@ -117,8 +117,8 @@ def optimize_joint(model, theta0, disp0, beta0, options):
     opt = None
     if options.nAGQ == 0 or options.nAGQ0_init:
         tols = {} if options.nAGQ == 0 else {"ftol_abs": 1e-6, "xtol_abs": 1e-5}
-        opt = bobyqa(coords.wrap(devfun), x, coords.lower(), np.full(x.size, 0.5),
-                     maxeval=options.maxfun, **tols)
+        opt = minimize(options.optimizer, coords.wrap(devfun), x, coords.lower(),
+                       np.full(x.size, 0.5), maxeval=options.maxfun, **tols)
         x = opt.x
     params = coords.to_packed(x)
     if opt is None:
@@ -164,9 +164,9 @@ def optimize_full(model, joint, options):
     lower = coords.lower()
     steps = _initial_steps(model, joint, lower)
     # ftol 1e-8 on −2ℓ (and 1e-7 SE in β): ~1e-6 from the optimum at worst
-    opt = bobyqa(objective, x0, lower, steps, ftol_abs=1e-8, xtol_abs=1e-7,
-                 maxeval=options.maxfun)
-    opt = _restart_edge(model, objective, opt, lower, steps, options.maxfun)
+    opt = minimize(options.optimizer, objective, x0, lower, steps, ftol_abs=1e-8,
+                   xtol_abs=1e-7, maxeval=options.maxfun)
+    opt = _restart_edge(model, objective, opt, lower, steps, options)
     k = model.k_theta
     x = opt.x.copy()
     x[:k] = try_boundary(x[:k], lower[:k], lambda t: objective(np.concatenate([t, x[k:]])),
@@ -185,7 +185,7 @@ def _initial_steps(model, joint, lower):
     return np.concatenate([theta_steps, np.full(model.k_fe, 0.5)])
 
 
-def _restart_edge(model, objective, opt, lower, steps, maxfun, edge=1e-4):
+def _restart_edge(model, objective, opt, lower, steps, options, edge=1e-4):
     """Restart once from off the boundary when the optimum has a θ diagonal
     element at 0 (a singular covariance), keeping the better optimum.
 
@@ -203,8 +203,8 @@ def _restart_edge(model, objective, opt, lower, steps, maxfun, edge=1e-4):
         return opt
     start = opt.x.copy()
     start[:k] = model.random_effects.theta_start()
-    second = bobyqa(objective, start, lower, steps, ftol_abs=1e-8, xtol_abs=1e-7,
-                    maxeval=maxfun)
+    second = minimize(options.optimizer, objective, start, lower, steps, ftol_abs=1e-8,
+                      xtol_abs=1e-7, maxeval=options.maxfun)
     best = second if second.fun < opt.fun - 1e-8 else opt
     return dataclasses.replace(best, nfev=opt.nfev + second.nfev)
 

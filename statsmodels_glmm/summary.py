@@ -7,6 +7,7 @@ from statsmodels.iolib.summary import Summary
 from statsmodels.iolib.table import SimpleTable
 
 from .families import family_name, link_name
+from .optimizer_choice import OPTIMIZERS
 
 __all__ = ["summary_tables"]
 
@@ -42,6 +43,12 @@ def _random_effects_table(res):
     return SimpleTable(rows, header, title="Random effects")
 
 
+def _optimizer_name(res):
+    options = res.fit_record.options
+    name = "bobyqa" if options is None else options.optimizer
+    return "BOBYQA" if name == "bobyqa" else OPTIMIZERS[name]
+
+
 def _header(res, title):
     model = res.model
     fam = "gaussian" if model.is_lmm else family_name(model.family)
@@ -51,7 +58,7 @@ def _header(res, title):
               ["Formula:", formula],
               ["No. Observations:", f"{int(res.nobs)}"],
               ["Groups:", groups],
-              ["Optimizer:", f"BOBYQA, {res.optimizer.nfev} evaluations, "
+              ["Optimizer:", f"{_optimizer_name(res)}, {res.optimizer.nfev} evaluations, "
                              f"{'converged' if res.converged else 'NOT converged'}"]]
     return SimpleTable(header, title=title or _method_line(res),
                        txt_fmt={"data_aligns": "l", "colsep": " "})
@@ -62,8 +69,7 @@ def _statistics_tables(res):
     stat_header = ["AIC", "BIC", "logLik", crit, "df.resid"]
     stat_row = [f"{res.aic:.1f}", f"{res.bic:.1f}", f"{res.llf:.1f}",
                 f"{res.neg2llf:.1f}", f"{int(res.df_resid)}"]
-    scaled = res.resid_pearson / res.sigma
-    quant = np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1.0])
+    quant = res.summary_statistics()["scaled_residual_quantiles"]
     return [SimpleTable([stat_row], stat_header, title="Fit statistics"),
             SimpleTable([[f"{v:.4f}" for v in quant]], ["Min", "1Q", "Median", "3Q", "Max"],
                         title="Scaled residuals")]

@@ -19,6 +19,7 @@ from statsmodels.genmod.families import links as L
 from statsmodels.tools.sm_exceptions import ValueWarning
 
 from .families import kernel_class
+from .optimizer_choice import check_optimizer
 from .progress import feedback, make_monitor
 from .robust import check_cluster_options
 
@@ -487,6 +488,7 @@ class FitOptions:
     boundary_tol: float = 1e-5
     calc_hessian: object = "auto"
     information: str = "observed"
+    optimizer: str = "bobyqa"
     cov_kwds: dict = None
     use_t: bool = False
     observer: object = None  # a progress.FitMonitor (verbose, callback, progress) or None
@@ -543,6 +545,7 @@ def fit_options(model, unexpected, blas_threads, **arguments):
     arguments["maxfun"], blas_threads = check_fit_arguments(
         arguments["maxfun"], blas_threads, arguments["boundary_tol"],
         arguments["calc_hessian"], arguments["nAGQ0_init"])
+    arguments["optimizer"] = check_optimizer(arguments["optimizer"])
     arguments["start"] = check_start(arguments["start"], model.k_theta, model.k_fe,
                                      model.random_effects.theta_lower(), model.kernel)
     if blas_threads == "auto":

@@ -154,7 +154,8 @@ def test_predict_vector_random_effects_and_offsets():
 
 
 def test_get_prediction_delta_method(gm1, cbpp):
-    pred = gm1.get_prediction(cbpp.iloc[:4])
+    # population level (the default is conditional on the random effects, as predict)
+    pred = gm1.get_prediction(cbpp.iloc[:4], re_form="~0")
     X = gm1.model.exog[:4]
     se = np.sqrt(np.diag(X @ np.asarray(gm1.cov_params()) @ X.T))
     np.testing.assert_allclose(pred.se_linpred, se)

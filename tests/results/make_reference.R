@@ -927,6 +927,74 @@ cases$dharma <- list(
                       "cbpp", "binomial"),
   poisson = dharma_entry(infl_pois, "y ~ x + (1 | g)", "influence_poisson", "poisson"))
 
+## ---- issue 16: after the fit (allFit; conditional standard errors of predictions) --
+## lme4 1.1-31 has allFit() but not predict(..., se.fit = TRUE) (lme4 >= 1.1-35). Its
+## se.fit is evaluated here on 1.1-31's fits with lme4's own code: vcov_full() from
+## R/lmer.R and quad.tdiag() from R/utilities.R of lme4 2.x (copied verbatim below, names
+## suffixed), i.e. Cov(b, beta) = crossprod(Minv), Minv = s * [L^-1 Lambda', 0;
+## -RX'^-1 RZX' L^-1 Lambda', RX'^-1], and se.fit = sqrt(diag(ZX Cmat ZX')) with
+## ZX = cbind(Z, X) (new levels: zero rows of Z, as lme4's pad_Cmat). The Python tests
+## evaluate the same quantity at lme4's theta and beta. The section runs on its own:
+##   sed -n '/^## ---- issue 16/,/^meta <- list(/p' tests/results/make_reference.R | head -n -1 > s.R
+##   Rscript -e 'cases <- list(); source("s.R"); cat(jsonlite::toJSON(cases$toolbox,
+##     auto_unbox = TRUE, digits = NA, pretty = TRUE, na = "null", null = "null"))'
+## and its output is the "toolbox" entry of reference.json.
+suppressPackageStartupMessages({library(lme4); library(jsonlite)})
+vcov_full_lme4 <- function(object, s = sigma(object)) {
+    L <- getME(object, "L")
+    RX <- getME(object, "RX")
+    RZX <- getME(object, "RZX")
+    Lambdat <- getME(object, "Lambdat")
+    RXtinv <- solve(t(RX))
+    LinvLambdat <- solve(L, Lambdat, system = "L")
+    Minv <- s * rbind(
+                    cbind(LinvLambdat,
+                          Matrix(0, nrow = nrow(L), ncol = ncol(RX))),
+                    cbind(-RXtinv %*% t(RZX) %*% LinvLambdat, RXtinv)
+                )
+    crossprod(Minv)
+}
+quad.tdiag_lme4 <- function(M, x) rowSums(tcrossprod(as.matrix(x), as.matrix(M)) * as.matrix(x))
+se_fit_lme4 <- function(fit, Z, X) sqrt(quad.tdiag_lme4(vcov_full_lme4(fit), cbind(Z, X)))
+toolbox_se <- function(fit, rows, newZ = NULL, newX = NULL) {
+  Z <- getME(fit, "Z")[rows, , drop = FALSE]; X <- getME(fit, "X")[rows, , drop = FALSE]
+  out <- list(theta = I(unname(getME(fit, "theta"))), beta = I(unname(fixef(fit))),
+              beta_names = I(names(fixef(fit))),
+              rows = I(rows),
+              se_conditional = I(se_fit_lme4(fit, Z, X)),
+              se_population = I(se_fit_lme4(fit, 0 * Z, X)),
+              se_random_only = I(se_fit_lme4(fit, Z, 0 * X)),
+              fit_link = I(unname(predict(fit)[rows])))
+  if (!is.null(newZ)) out$se_newdata <- I(se_fit_lme4(fit, newZ, newX))
+  out
+}
+tb_gm1 <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, binomial)
+tb_new <- data.frame(period = factor(c("1", "2", "4", "3"), levels = levels(cbpp$period)),
+                     herd = c("1", "7", "99", "3"))
+tb_newX <- model.matrix(~ period, tb_new)
+tb_newZ <- matrix(0, nrow(tb_new), nlevels(cbpp$herd))
+for (i in seq_len(nrow(tb_new))) {
+  j <- match(tb_new$herd[i], levels(cbpp$herd))
+  if (!is.na(j)) tb_newZ[i, j] <- 1  # a new level ("99"): a zero row, as pad_Cmat
+}
+tb_cm <- glmer(use ~ age * ch + I(age^2) + urban + (urban | district),
+               within(mlmRev::Contraception, ch <- factor(livch != 0, labels = c("N", "Y"))),
+               binomial)
+tb_af <- allFit(tb_gm1, verbose = FALSE)
+tb_afs <- summary(tb_af)
+cases$toolbox <- list(
+  lme4 = as.character(packageVersion("lme4")),
+  cbpp = c(toolbox_se(tb_gm1, seq_len(nrow(cbpp)), tb_newZ, tb_newX),
+           list(newdata_herd = I(tb_new$herd), newdata_period = I(as.character(tb_new$period)))),
+  contraception = toolbox_se(tb_cm, c(1:10, 500:510, 1934)),
+  allfit_cbpp = list(optimizers = I(names(tb_afs$llik)),
+                     neg2ll = I(unname(-2 * tb_afs$llik)),
+                     ok = I(unname(tb_afs$which.OK)),
+                     theta = I(unname(tb_afs$theta[, 1])),
+                     fixef = lapply(seq_len(nrow(tb_afs$fixef)),
+                                    function(i) I(unname(tb_afs$fixef[i, ]))))
+)
+
 meta <- list(
   generated_by = "tests/results/make_reference.R",
   r_version = R.version.string,
