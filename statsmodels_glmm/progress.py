@@ -169,7 +169,7 @@ class FitMonitor:
             values = np.array2string(np.asarray(params, dtype=float), precision=6,
                                      max_line_width=10_000, separator=", ")
             line = f"{stage:<11} {nfev:>5}  -2logL = {value:.8f}  params = {values}"
-            (self.bar or _NoBar()).write(line)
+            (self.bar if self.bar is not None else _NoBar()).write(line)
         if self.callback is not None:
             self.callback(stage, nfev, np.array(params, dtype=float, copy=True), float(value))
 

@@ -88,3 +88,13 @@ def test_profile_and_bootstrap_bars(cbpp_fit, capsys):
     assert prof.confint().shape == (1, 2)
     boot = cbpp_fit.bootstrap(nsim=2, seed=1, progress=True)
     assert "bootstrap" in capsys.readouterr().err and len(boot.t) == 2
+
+
+def test_verbose_together_with_a_progress_bar(cbpp, capsys):
+    """verbose lines are written through the bar when progress=True (tqdm's bar has no
+    truth value before it knows its total)."""
+    res = glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp,
+                progress=True, verbose=20)
+    assert res.converged
+    captured = capsys.readouterr()
+    assert "stage1" in captured.out + captured.err
