@@ -26,7 +26,9 @@ def _fit_arguments(res, optimizer):
     options = res.fit_record.options
     if options is None:
         raise ValueError("allfit needs a fit made by GLMM.fit (its options are unknown)")
-    kwargs = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
+    # the monitor of the original fit (verbose, callback, progress) is not repeated
+    kwargs = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)
+              if f.name != "observer"}
     kwargs["optimizer"] = optimizer
     return kwargs
 
