@@ -11,7 +11,9 @@ Cholesky:
 - a later diagonal block stays block diagonal when every earlier factor is
   nested in its factor (detected structurally in :mod:`re_terms`); otherwise
   it is stored dense and factored by LAPACK;
-- off-diagonal blocks are stored dense;
+- off-diagonal blocks are stored dense, except between two scalar terms whose
+  factors nest (the finer in the coarser): those have one nonzero per column and
+  are kept so through the factorization (:mod:`nested_blocks`, as MixedModels.jl);
 - the scatter indices of each block are computed once from the level codes;
   an evaluation accumulates the weighted rows of ``Z Λ`` into them.
 
@@ -20,6 +22,8 @@ No CHOLMOD, no fill-reducing permutation and no q x q matrix for the first term.
 
 import numpy as np
 import scipy.linalg as sla
+
+from .nested_blocks import NestedBlock, gram_diagonal, matmul, matmul_t, product_t, subtract
 
 __all__ = ["BlockDiagonalFactor", "DenseFactor", "BlockedCholesky", "PenalizedSystem"]
 
@@ -70,8 +74,10 @@ class BlockDiagonalFactor:
         return self._apply(np.transpose(self.inverse, (0, 2, 1)), v)
 
     def rdiv_t(self, A):
-        """A L⁻ᵀ for a dense (m, ell*S) matrix A."""
+        """A L⁻ᵀ for a dense (m, ell*S) matrix A or a :class:`NestedBlock`."""
         ell, s = self.L.shape[0], self.size
+        if isinstance(A, NestedBlock):  # scalar term: columns rescaled, pattern kept
+            return A.scale_columns(self.inverse[:, 0, 0])
         if s == 1:
             return A * self.inverse[:, 0, 0]
         R = A.reshape(A.shape[0], ell, s)
@@ -100,6 +106,7 @@ class DenseFactor:
         return sla.solve_triangular(self.L, v, lower=True, trans="T", check_finite=False)
 
     def rdiv_t(self, A):
+        A = np.asarray(A)
         return sla.solve_triangular(self.L, A.T, lower=True, check_finite=False).T
 
     def to_dense(self):
@@ -108,8 +115,19 @@ class DenseFactor:
 
 def _diag_blocks_of_gram(R, n_levels, size):
     """Diagonal (S x S) blocks of R Rᵀ for R of shape (ell*S, m)."""
+    if isinstance(R, NestedBlock):  # R Rᵀ is diagonal
+        return gram_diagonal(R)[:, None, None]
     Rb = R.reshape(n_levels, size, -1)
     return np.einsum("lik,ljk->lij", Rb, Rb)
+
+
+def _minus_gram(mjj, R):
+    """mjj - R Rᵀ for a dense mjj."""
+    if isinstance(R, NestedBlock):
+        out = mjj.copy()
+        out[np.diag_indices_from(out)] -= gram_diagonal(R)
+        return out
+    return mjj - R @ R.T
 
 
 class BlockedCholesky:
@@ -120,7 +138,8 @@ class BlockedCholesky:
     diag : list
         Diagonal blocks: an (ell, S, S) array (block diagonal) or a dense matrix.
     lower : dict
-        ``lower[i, j]`` (i > j): the dense off-diagonal block ``M_ij``.
+        ``lower[i, j]`` (i > j): the off-diagonal block ``M_ij``, dense or a
+        :class:`~statsmodels_glmm.nested_blocks.NestedBlock`.
     """
 
     def __init__(self, diag, lower):
@@ -136,12 +155,12 @@ class BlockedCholesky:
                 self.diag[j] = BlockDiagonalFactor(mjj)
             else:
                 for Ljl in earlier:
-                    mjj = mjj - Ljl @ Ljl.T
+                    mjj = _minus_gram(mjj, Ljl)
                 self.diag[j] = DenseFactor(mjj)
             for i in range(j + 1, k):
                 mij = lower[i, j]
                 for l in range(j):
-                    mij = mij - self.lower[i, l] @ self.lower[j, l].T
+                    mij = subtract(mij, product_t(self.lower[i, l], self.lower[j, l]))
                 self.lower[i, j] = self.diag[j].rdiv_t(mij)
 
     def block(self, j):
@@ -172,13 +191,13 @@ class BlockedCholesky:
         for j in range(k):
             v = rhs[j]
             for l in range(j):
-                v = v - self.lower[j, l] @ y[l]
+                v = v - matmul(self.lower[j, l], y[l])
             y.append(self.diag[j].solve(v))
         x = [None] * k
         for j in reversed(range(k)):
             v = y[j]
             for i in range(j + 1, k):
-                v = v - self.lower[i, j].T @ x[i]
+                v = v - matmul_t(self.lower[i, j], x[i])
             x[j] = self.diag[j].solve_t(v)
         return x
 
@@ -190,7 +209,7 @@ class BlockedCholesky:
         for j, d in enumerate(self.diag):
             out[offs[j]:offs[j + 1], offs[j]:offs[j + 1]] = d.to_dense()
         for (i, j), blk in self.lower.items():
-            out[offs[i]:offs[i + 1], offs[j]:offs[j + 1]] = blk
+            out[offs[i]:offs[i + 1], offs[j]:offs[j + 1]] = np.asarray(blk)
         return out
 
 
@@ -208,17 +227,30 @@ class PenalizedSystem:
     Parameters
     ----------
     random_effects : re_terms.RandomEffects
+    nested_blocks : bool, default True
+        Store the block between two scalar terms whose factors nest as a
+        :class:`~statsmodels_glmm.nested_blocks.NestedBlock` (one nonzero per
+        column); ``False`` stores every off-diagonal block dense (for testing).
     """
 
-    def __init__(self, random_effects):
+    def __init__(self, random_effects, nested_blocks=True):
         self.re = random_effects
         terms = random_effects.terms
         # flat index of observation o in the dense (q_j x q_i) block, for covariate
         # pair (0, 0); pair (a, b) adds a * q_i + b.
         self._scatter = {}
+        # parent level in term j of each level of term i, for two scalar terms where
+        # i's factor nests in j's: block (j, i) is a NestedBlock
+        self._parent = {}
         for j, tj in enumerate(terms):
             for i in range(j):
                 ti = terms[i]
+                if (nested_blocks and tj.n_cov == 1 and ti.n_cov == 1
+                        and ti.is_nested_in(tj)):
+                    parent = np.zeros(ti.n_levels, dtype=np.intp)
+                    parent[ti.refs] = tj.refs
+                    self._parent[j, i] = parent
+                    continue
                 self._scatter[j, i] = (tj.refs.astype(np.int64) * tj.n_cov * ti.n_re
                                        + ti.refs * ti.n_cov)
 
@@ -235,7 +267,13 @@ class PenalizedSystem:
         return blocks
 
     def _off_diagonal(self, j, i, scaled, w):
+        """Block (j, i) of Λ'Z'WZΛ: dense, or nested (one nonzero per column)."""
         tj, ti = self.re.terms[j], self.re.terms[i]
+        parent = self._parent.get((j, i))
+        if parent is not None:
+            vals = np.bincount(ti.refs, weights=w * scaled[j][:, 0] * scaled[i][:, 0],
+                               minlength=ti.n_levels)
+            return NestedBlock(parent, vals, tj.n_levels)
         base = self._scatter[j, i]
         size = tj.n_re * ti.n_re
         out = np.zeros(size)

@@ -172,7 +172,7 @@ def _forward_chunk(factor, re, rows, Xt, sl):
             idx = codes[:, None] * s + np.arange(s)
             np.put_along_axis(v, idx, a, axis=1)
         for l in range(j):
-            block = factor.lower[j, l]
+            block = np.asarray(factor.lower[j, l])
             if l == 0 and y_local is not None:
                 c0, y0 = y_local
                 s0 = y0.shape[1]
