@@ -31,7 +31,7 @@ from statsmodels.tools._decorators import cache_readonly
 from .blocked_cholesky import BlockDiagonalFactor
 from .data_removal import require_data
 from .frame import prepare_newdata
-from .prediction import PredictionResults, fixed_design, select_terms
+from .prediction import PredictionResults, fixed_design, newdata_level_codes, select_terms
 from .validation import select_rows
 
 __all__ = ["PredictionMixin", "joint_factor", "conditional_se", "design_rows"]
@@ -102,14 +102,7 @@ def design_rows(res, newdata=None, re_form=None, allow_new_levels=False, offset=
         if not keep[j]:
             continue
         z = term.covariates_for(newdata)
-        codes, labels, missing = term.level_codes_for(newdata)
-        new = (codes < 0) & ~missing
-        if new.any() and not allow_new_levels:
-            examples = ", ".join(repr(v) for v in pd.unique(labels[new])[:5])
-            raise ValueError(
-                f"newdata has levels of {term.group_name!r} that are not in the fit: "
-                f"{examples}; pass allow_new_levels=True to predict them at the "
-                "population level (random effect 0)")
+        codes, _, missing = newdata_level_codes(term, newdata, allow_new_levels)
         if not allow_new_levels:  # a missing grouping value: like a new level (lme4)
             z = np.where(missing[:, None], np.nan, z)
         parts.append((j, np.where(codes >= 0, codes, -1), z))

@@ -16,7 +16,8 @@ from .frame import prepare_newdata, referenced_columns
 from .r_formula import R_NAMESPACE
 from .ranef import re_scale
 
-__all__ = ["select_terms", "fixed_design", "linear_predictor", "simulate", "PredictionResults"]
+__all__ = ["select_terms", "fixed_design", "newdata_level_codes", "linear_predictor", "simulate",
+           "PredictionResults"]
 
 
 
@@ -81,6 +82,21 @@ def fixed_design(results, newdata, offset=None):
     return X[:, model.kept_columns], _offset_for(model, newdata, offset)
 
 
+def newdata_level_codes(term, newdata, allow_new_levels,
+                        remedy="predict them at the population level (random effect 0)"):
+    """Codes of the levels of ``term`` at the rows of ``newdata`` (−1 for a new level
+    or a missing value), their labels and the missing mask; an error naming the new
+    levels unless ``allow_new_levels`` (``remedy`` says what that option does)."""
+    codes, labels, missing = term.level_codes_for(newdata)
+    new = (codes < 0) & ~missing
+    if new.any() and not allow_new_levels:
+        examples = ", ".join(repr(v) for v in pd.unique(labels[new])[:5])
+        raise ValueError(
+            f"newdata has levels of {term.group_name!r} that are not in the fit: "
+            f"{examples}; pass allow_new_levels=True to {remedy}")
+    return codes, labels, missing
+
+
 def linear_predictor(results, newdata=None, re_form=None, allow_new_levels=False,
                      offset=None):
     """η = X β + offset + Z b for the fitted or new data.
@@ -109,14 +125,7 @@ def linear_predictor(results, newdata=None, re_form=None, allow_new_levels=False
         if not use:
             continue
         z = term.covariates_for(newdata)
-        codes, labels, missing = term.level_codes_for(newdata)
-        new = (codes < 0) & ~missing
-        if new.any() and not allow_new_levels:
-            examples = ", ".join(repr(v) for v in pd.unique(labels[new])[:5])
-            raise ValueError(
-                f"newdata has levels of {term.group_name!r} that are not in the fit: "
-                f"{examples}; pass allow_new_levels=True to predict them at the "
-                "population level (random effect 0)")
+        codes, _, missing = newdata_level_codes(term, newdata, allow_new_levels)
         contrib = np.einsum("ij,ij->i", z, b[np.where(codes >= 0, codes, 0)])
         contrib[codes < 0] = 0.0
         if not allow_new_levels:  # a missing grouping value: like a new level (lme4)

@@ -22,7 +22,7 @@ from statsmodels.tools.sm_exceptions import ValueWarning
 from .data_removal import is_removed, require_data
 from .families import BinomialKernel
 from .frame import prepare_newdata
-from .prediction import fixed_design, select_terms
+from .prediction import fixed_design, newdata_level_codes, select_terms
 from .prediction import simulate as simulate_fitted
 from .response import Response
 
@@ -33,16 +33,11 @@ def _term_levels(term, newdata, allow_new_levels):
     """Level indices of the rows of ``newdata`` in ``term``: fitted levels first,
     then each new level (numbered in order of appearance); −1 for a missing
     grouping value; and the number of levels in all."""
-    codes, labels, missing = term.level_codes_for(newdata)
+    codes, labels, missing = newdata_level_codes(
+        term, newdata, allow_new_levels, remedy="draw new random effects for them")
     new = (codes < 0) & ~missing
     n_levels = term.n_levels
     if new.any():
-        if not allow_new_levels:
-            examples = ", ".join(repr(v) for v in pd.unique(labels[new])[:5])
-            raise ValueError(
-                f"newdata has levels of {term.group_name!r} that are not in the fit: "
-                f"{examples}; pass allow_new_levels=True to draw new random effects "
-                "for them")
         extra, uniques = pd.factorize(pd.Series(labels[new], dtype=object))
         codes = codes.copy()
         codes[new] = n_levels + extra
