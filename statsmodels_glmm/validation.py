@@ -18,7 +18,7 @@ import statsmodels.genmod.families as fam
 from statsmodels.genmod.families import links as L
 from statsmodels.tools.sm_exceptions import ValueWarning
 
-from .families import kernel_class
+from .families import kernel_class, link_name
 from .optimizer_choice import check_optimizer
 from .progress import feedback, make_monitor
 from .robust import check_cluster_options
@@ -43,25 +43,6 @@ R_FAMILIES = {
     # glmmTMB's tweedie(): log link, the power estimated (from 1.5)
     "tweedie": functools.partial(fam.Tweedie, var_power=1.5),
 }
-_POWER_NAMES = {1.0: "identity", 0.5: "sqrt", -1.0: "inverse", -2.0: "1/mu^2"}
-_LINK_CLASSES = [
-    (L.Logit, "logit"), (L.Probit, "probit"), (L.Cauchy, "cauchit"), (L.CLogLog, "cloglog"),
-    (L.LogLog, "loglog"), (L.LogC, "logc"), (L.Log, "log"),
-]
-
-
-def link_kind(link):
-    """R's name of a statsmodels link instance (``"Power(0.3)"`` for other powers)."""
-    for cls, name in _LINK_CLASSES:
-        if type(link) is cls:
-            return name
-    if isinstance(link, L.Power):
-        return _POWER_NAMES.get(float(link.power), f"Power({link.power:g})")
-    if isinstance(link, L.CDFLink):
-        return "cdf"
-    return type(link).__name__
-
-
 R_LINKS = {
     "logit": L.Logit, "probit": L.Probit, "cauchit": L.Cauchy, "cloglog": L.CLogLog,
     "log": L.Log, "identity": L.Identity, "inverse": L.InversePower, "sqrt": L.Sqrt,
@@ -108,7 +89,7 @@ def check_family(family):
         raise TypeError(f"family must be a statsmodels family such as "
                         f"sm.families.Binomial(), got {type(family).__name__}")
     allowed = kernel_class(family).links  # None: a user's family, any link
-    kind = link_kind(family.link)
+    kind = link_name(family.link)
     if allowed is not None and kind not in allowed:
         shown = [a for a in allowed if a != "cdf"]
         raise ValueError(

@@ -2,6 +2,7 @@
 kernel inherits, and the shared numerical helpers."""
 
 import numpy as np
+from statsmodels.genmod.families import links as L
 
 __all__ = ["FamilyKernel", "link_name", "BOUNDED_LINKS"]
 
@@ -16,16 +17,25 @@ _LARGE_COUNT = 1e3
 # whose mean is unrestricted). Refused: an inverse or log-complement link for a
 # probability, a logit for a count, and other links that cannot span the mean range.
 BOUNDED_LINKS = ("logit", "probit", "cauchit", "cloglog", "loglog", "cdf")
-_LINK_NAMES = {
-    "Logit": "logit", "Probit": "probit", "CLogLog": "cloglog", "Log": "log",
-    "Identity": "identity", "InversePower": "inverse", "Sqrt": "sqrt",
-    "InverseSquared": "1/mu^2", "Cauchy": "cauchit", "LogLog": "loglog",
-}
+_POWER_NAMES = {1.0: "identity", 0.5: "sqrt", -1.0: "inverse", -2.0: "1/mu^2"}
+_LINK_CLASSES = [
+    (L.Logit, "logit"), (L.Probit, "probit"), (L.Cauchy, "cauchit"), (L.CLogLog, "cloglog"),
+    (L.LogLog, "loglog"), (L.LogC, "logc"), (L.Log, "log"),
+]
 
 
 def link_name(link):
-    """R's name of a statsmodels link object."""
-    return _LINK_NAMES.get(type(link).__name__, type(link).__name__)
+    """R's name of a statsmodels link instance: ``"logit"``, ``"1/mu^2"`` ...,
+    ``"Power(0.3)"`` for other powers, ``"cdf"`` for other CDF links, else the
+    class name."""
+    for cls, name in _LINK_CLASSES:
+        if type(link) is cls:
+            return name
+    if isinstance(link, L.Power):
+        return _POWER_NAMES.get(float(link.power), f"Power({link.power:g})")
+    if isinstance(link, L.CDFLink):
+        return "cdf"
+    return type(link).__name__
 
 
 def _xlog_ratio(x, a, log_a, b, large, diff=None):
