@@ -16,6 +16,7 @@ from statsmodels.tools._decorators import cache_readonly
 from . import getme as _getme
 from . import inference as _inference
 from . import ranef as _ranef
+from .diagnostics import singular_terms
 from .families import NegativeBinomialKernel, TweedieKernel
 from .postfit import PostFitMixin
 from .r_formula import update_formula
@@ -419,9 +420,7 @@ class GLMMResults(PostFitMixin, base.LikelihoodModelResults):
         """True if a diagonal element of a relative covariance factor is below ``tol``
         (lme4's ``isSingular``), θ taken in the units of the covariates (a random
         slope on ``x * 1e6`` is not singular because its θ is ~1e-6)."""
-        re = self.model.random_effects
-        theta = self.theta.to_numpy() * re.theta_scale()
-        return bool(np.any(theta[re.theta_lower() == 0] < tol))
+        return bool(singular_terms(self.model.random_effects, self.theta.to_numpy(), tol))
 
     def ngroups(self):
         """Number of levels of each grouping factor."""
