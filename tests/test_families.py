@@ -201,3 +201,27 @@ def test_tweedie_fit_matches_glmmtmb(name):
     np.testing.assert_allclose(res.theta, ref["theta_lme4"], atol=2e-3)
     assert res.tweedie_power == pytest.approx(ref["p"], abs=5 * 0.01 * ref["p_se"] + 1e-4)
     assert res.dispersion == pytest.approx(ref["phi"], rel=2e-3)
+
+
+@pytest.mark.parametrize("family, disp, estimate_alpha, y", [
+    (sm.families.Poisson(), 1.0, False, [0.0, 3.0]),
+    (sm.families.NegativeBinomial(alpha=0.5), 1.0, False, [0.0, 3.0]),
+    (sm.families.NegativeBinomial(alpha=1.0), 0.8, True, [0.0, 3.0]),
+    (sm.families.NegativeBinomial(alpha=1.0), 0.0, True, [0.0, 3.0]),  # Poisson limit
+    (sm.families.Gamma(L.Log()), 0.3, False, [1.0, 2.0]),
+    (sm.families.InverseGaussian(L.Log()), 0.2, False, [1.0, 2.0]),
+    (sm.families.Gaussian(L.Log()), 1.7, False, [1.0, 2.0]),
+    (sm.families.Tweedie(var_power=1.5), (1.3, 1.7), False, [0.0, 2.0]),
+])
+def test_simulation_has_the_kernels_mean_and_variance(family, disp, estimate_alpha, y):
+    """Every kernel simulates from its own distribution: mean μ and variance
+    φ V(μ) (the NB kernel once drew Poisson counts whatever its α)."""
+    rng = np.random.default_rng(7)
+    n = 200_000
+    kernel = Response(family, np.resize(np.asarray(y, float), n),
+                      estimate_alpha=estimate_alpha).kernel
+    mu = np.full(n, 2.5)
+    draws = kernel.simulate(mu, disp, rng)
+    expected = kernel.weight_scale(disp) * kernel.variance(mu[:1], disp)[0]
+    assert draws.mean() == pytest.approx(2.5, rel=0.01)
+    assert draws.var() == pytest.approx(expected, rel=0.03)
