@@ -48,7 +48,7 @@ from .refit import model_with_response
 from .response import Response
 from .results import GLMMResults, GLMMResultsWrapper
 from .robust import fit_covariance
-from .stages import fit_glmm, fit_negative_binomial, glm_start_values
+from .stages import InMemoryOperations, fit_glmm, fit_negative_binomial, glm_start_values
 from .statsmodels_compat import model_arguments, statsmodels_arguments
 from .validation import (
     as_data_frame,
@@ -71,7 +71,7 @@ def _caller_namespace(depth):
     return namespace
 
 
-class GLMM(RFormulaPickling, base.LikelihoodModel):
+class GLMM(RFormulaPickling, InMemoryOperations, base.LikelihoodModel):
     """Generalized linear mixed model (lme4's ``glmer``).
 
     Parameters
@@ -333,17 +333,17 @@ class GLMM(RFormulaPickling, base.LikelihoodModel):
         """
         nAGQ = check_nagq(nAGQ, self.random_effects)
         phi = self.kernel.default_dispersion() if phi is None else phi
-        devfun = DevianceFunction(self, nAGQ, information, u0=u0)
-        modes = self.pirls(theta, None if nAGQ == 0 else beta, phi, u0,
-                           information=information)
-        return devfun.approximation(modes, np.asarray(theta, float), phi, modes.beta)
+        modes = self.pirls(theta, None if nAGQ == 0 else beta, phi, u0, information=information)
+        return DevianceFunction(self, nAGQ, information, u0=u0).approximation(
+            modes, np.asarray(theta, float), phi, modes.beta)
 
-    def deviance_function(self, nAGQ=1, information="observed", u0=None):
+    def deviance_function(self, nAGQ=1, information="observed", u0=None, beta0=None,
+                          observer=None):
         """The deviance as a :class:`devfun.DevianceFunction` of the packed
         parameters (θ, dispersion, β) of :attr:`parameters` (of (θ, dispersion)
         for ``nAGQ=0``)."""
         return DevianceFunction(self, check_nagq(nAGQ, self.random_effects), information,
-                                u0=u0)
+                                u0=u0, beta0=beta0, observer=observer)
 
     def glm_start(self):
         """Starting β and dispersion: one weighted least-squares step from R's

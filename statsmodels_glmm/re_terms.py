@@ -211,10 +211,15 @@ class RandomEffects:
     ----------
     terms : list of RandomEffectsTerm
         In formula order; they are sorted here by decreasing number of levels.
+    sort : bool, default True
+        False keeps the given order (a partition's local terms, already in the
+        global model's order, whose level counts within the partition may tie).
     """
 
-    def __init__(self, terms):
-        order = sorted(range(len(terms)), key=lambda i: -terms[i].n_levels)
+    def __init__(self, terms, sort=True):
+        order = range(len(terms))
+        if sort:
+            order = sorted(order, key=lambda i: -terms[i].n_levels)
         self.terms = [terms[i] for i in order]
         sizes = [t.n_theta for t in self.terms]
         self.theta_slices = []

@@ -110,8 +110,8 @@ def optimize_joint(model, theta0, disp0, beta0, options):
     """
     layout = model.parameters
     coords = OptimizerMap(layout)
-    devfun = DevianceFunction(model, 0, options.information, beta0=beta0,
-                              observer=options.observer_for("stage1"))
+    devfun = model.deviance_function(0, options.information, beta0=beta0,
+                                     observer=options.observer_for("stage1"))
     x = np.concatenate([theta0, layout.kernel.pack_dispersion(disp0)
                         if layout.k_dispersion else []])
     opt = None
@@ -138,7 +138,7 @@ def _finish_joint(model, joint, options):
     theta, disp, _ = model.parameters.unpack(coords.to_packed(x))
     modes = model.pirls(theta, None, disp, information=options.information)
     _warn_unconverged(joint.optimizer)
-    vcov = conditional_vcov(model, theta, modes.beta, disp, modes.u)
+    vcov = model.conditional_vcov(theta, modes.beta, disp, modes.u)
     return GLMMFit(theta=theta, beta=modes.beta, dispersion=disp, modes=modes,
                    neg2ll=modes.laplace(), nAGQ=0, optimizer=joint.optimizer,
                    nfev={"stage1_nfev": joint.optimizer.nfev, "stage2_nfev": 0},
@@ -157,8 +157,8 @@ def optimize_full(model, joint, options):
     theta1, disp1, _ = layout.unpack(joint.params)
     whitening = beta_whitening(model, theta1, joint.beta, disp1, joint.u)
     coords = OptimizerMap(layout, joint.beta, whitening)
-    devfun = DevianceFunction(model, options.nAGQ, options.information, u0=joint.u,
-                              observer=options.observer_for("stage2"))
+    devfun = model.deviance_function(options.nAGQ, options.information, u0=joint.u,
+                                     observer=options.observer_for("stage2"))
     objective = coords.wrap(devfun)
     x0 = np.concatenate([joint.x, np.zeros(model.k_fe)])
     lower = coords.lower()
@@ -213,12 +213,12 @@ def post_fit(model, full, joint, options):
     """The modes and deviance at the optimum, derivatives there (Hessian or
     gradient), the convergence checks and the covariance of β̂."""
     theta, disp, beta = model.parameters.unpack(full.params)
-    devfun = DevianceFunction(model, options.nAGQ, options.information)
+    devfun = model.deviance_function(options.nAGQ, options.information)
     modes = devfun.modes(theta, disp, beta, u0=full.u)
     neg2ll = devfun.approximation(modes, theta, disp, beta)
     _warn_unconverged(full.optimizer)
     use_hessian, hessian, convergence, skipped = _derivatives(model, full, modes, options)
-    vcov_conditional = conditional_vcov(model, theta, beta, disp, modes.u)
+    vcov_conditional = model.conditional_vcov(theta, beta, disp, modes.u)
     vcov, cov_type = choose_vcov(hessian if use_hessian else None, vcov_conditional,
                                  model.k_fe)
     return GLMMFit(
@@ -240,9 +240,9 @@ def _derivatives(model, full, modes, options):
     use_hessian, hessian, convergence, hessian_skipped
     """
     coords, x = full.coords, full.x
-    objective = coords.wrap(DevianceFunction(model, options.nAGQ, options.information,
-                                             u0=modes.u,
-                                             observer=options.observer_for("derivatives")))
+    objective = coords.wrap(model.deviance_function(
+        options.nAGQ, options.information, u0=modes.u,
+        observer=options.observer_for("derivatives")))
     # β steps of 0.01 conditional SE: the deviance has rounding noise of ~1e-10
     # (more with huge counts, whose per-observation scores are large) and
     # noise / h² must stay well below the unit curvature of z
@@ -281,6 +281,19 @@ def _warn_unconverged(opt):
 
 
 # -- the covariance of β conditional on θ ---------------------------------------------------
+class InMemoryOperations:
+    """What the stages ask of a model that holds its rows (:class:`GLMM`); a
+    partitioned model answers the same questions with rounds over its partitions."""
+
+    def conditional_vcov(self, theta, beta, disp, u, internal=False, damped=True):
+        """See :func:`conditional_vcov`."""
+        return conditional_vcov(self, theta, beta, disp, u, internal, damped)
+
+    def linear_predictor_reach(self, C):
+        """max |X C| per column: how far a unit step along each column moves η."""
+        return np.max(np.abs(self.exog @ C), axis=0, initial=0.0)
+
+
 def _joint_factor(model, theta, disp, u, beta, damped=False):
     """Blocked factor including the X border, at the given modes.
 
@@ -324,12 +337,12 @@ def beta_whitening(model, theta, beta, disp, u, max_reach=10.0):
     the scale where the deviance can be evaluated.
     """
     try:
-        root = np.linalg.cholesky(conditional_vcov(model, theta, beta, disp, u,
-                                                   internal=True, damped=False))
+        root = np.linalg.cholesky(model.conditional_vcov(theta, beta, disp, u,
+                                                         internal=True, damped=False))
     except np.linalg.LinAlgError:
         return np.eye(model.k_fe)
     C = model.design_basis.external_cholesky(root)
-    reach = np.max(np.abs(model.exog @ C), axis=0, initial=0.0)
+    reach = model.linear_predictor_reach(C)
     with np.errstate(divide="ignore"):
         return C * np.minimum(1.0, max_reach / reach)
 

@@ -1,0 +1,207 @@
+"""The deviance function of a partitioned model (the seam of :mod:`devfun`, with the
+O(n) passes run partition by partition).
+
+One evaluation at (θ, dispersion, β):
+
+- only local terms (one grouping factor, or factors nested in the partitioning
+  one) and β fixed: every partition runs its own PIRLS and Laplace or adaptive
+  quadrature and returns its share: **one round**;
+- crossed terms, or β estimated jointly (nAGQ=0): PIRLS over the central
+  unknowns v = (u_crossed, β), one round per iteration. The partitions send their
+  Schur pieces and reduced right-hand sides (exact sums), the driver solves the
+  small dense system and broadcasts v; a rejected step is halved in the next
+  round, as the in-memory PIRLS does.
+
+The driver holds only the central unknowns; the local modes stay in the
+partitions (their warm start), and :meth:`PartitionedModel.ranef` gathers them
+once at the end.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+
+from ..pirls import PirlsError
+
+__all__ = ["PartitionedModes", "PartitionedDevianceFunction", "central_pirls"]
+
+
+@dataclass
+class PartitionedModes:
+    """The conditional modes of a partitioned evaluation, as the stages see them.
+
+    ``u`` is the central part only (crossed random effects); the local modes live
+    in the partitions. ``beta`` is β (estimated in the joint iteration).
+    """
+
+    u: np.ndarray
+    beta: np.ndarray
+    pdev: float
+    logdet: float
+    iterations: int
+    schur: np.ndarray = None
+
+    @property
+    def penalized_deviance(self):
+        return self.pdev
+
+    def laplace(self):
+        return self.pdev + self.logdet
+
+
+def _assemble(pieces, penalty):
+    S = sum(p.schur for p in pieces)
+    S[np.diag_indices_from(S)] += penalty
+    return S, sum(p.rhs for p in pieces)
+
+
+def _total(pieces, v, n_central_re):
+    vc = v[:n_central_re]
+    return sum(p.pdev for p in pieces) + float(vc @ vc)
+
+
+def central_pirls(executor, theta, disp, beta, v0, joint, information, canonical,
+                  tol=1e-12, step_tol=1e-10, maxit=200, max_halvings=30):
+    """PIRLS over the central unknowns v = (u_crossed, β if ``joint``), the local
+    modes solved in the partitions. Convergence and step-halving as
+    :func:`pirls.pirls`.
+
+    Returns
+    -------
+    PartitionedModes
+    """
+    q_c = executor.n_central_re
+    penalty = np.concatenate([np.ones(q_c), np.zeros(v0.size - q_c)])
+    pieces = executor.map("central_start", theta, disp, beta, v0, joint, information)
+    v, pdev = v0, _total(pieces, v0, q_c)
+    if not np.isfinite(pdev):
+        raise PirlsError("PIRLS: non-finite objective at the starting values")
+    stalls = 0
+    for iteration in range(1, maxit + 1):  # noqa: B007 (reported after the loop)
+        S, r = _assemble(pieces, penalty)
+        try:
+            v_new = sla.cho_solve(sla.cho_factor(S, lower=True), r)
+        except np.linalg.LinAlgError:
+            raise PirlsError("PIRLS: the crossed / fixed-effects block is singular") from None
+        trial = executor.map("central_step", v_new)
+        pdev_new = _total(trial, v_new, q_c)
+        for _ in range(max_halvings):
+            if np.isfinite(pdev_new) and pdev_new <= pdev + tol * (abs(pdev) + 1):
+                break
+            v_new = 0.5 * (v + v_new)
+            trial = executor.map("central_halve", v_new)
+            pdev_new = _total(trial, v_new, q_c)
+        else:
+            raise PirlsError("PIRLS step-halvings failed to reduce the penalized deviance")
+        change = pdev - pdev_new
+        step = max(max(p.step for p in trial), float(np.max(np.abs(v_new - v), initial=0.0)))
+        v, pdev, pieces = v_new, pdev_new, trial
+        flat = abs(change) <= tol * (abs(pdev) + 1)
+        stalls = stalls + 1 if flat else 0
+        if (flat and step <= step_tol) or stalls >= 4:
+            break
+    else:
+        raise PirlsError(f"PIRLS did not converge in {maxit} iterations")
+    final = executor.map("central_finish", True, not canonical)
+    S, _ = _assemble(final, penalty)
+    logdet = sum(p.logdet for p in final)
+    if q_c:
+        try:
+            Lc = np.linalg.cholesky(S[:q_c, :q_c])
+        except np.linalg.LinAlgError:
+            raise PirlsError(f"the {information} information at the conditional modes is "
+                             "not positive definite") from None
+        logdet += 2.0 * float(np.sum(np.log(np.diagonal(Lc))))
+    return PartitionedModes(v[:q_c], v[q_c:] if joint else beta, pdev, logdet, iteration, S)
+
+
+class PartitionedDevianceFunction:
+    """−2 × the approximate marginal log-likelihood of a partitioned model, a
+    callable over the packed parameters (the interface of
+    :class:`devfun.DevianceFunction`).
+
+    Parameters
+    ----------
+    model : PartitionedModel
+    nAGQ : int
+    information : {"observed", "expected"}
+    u0 : ndarray, optional
+        Warm start of the central (crossed) modes; the local ones are kept by
+        the partitions.
+    beta0 : ndarray, optional
+        Joint stage: the starting β (default the GLM start).
+    observer : callable, optional
+    """
+
+    def __init__(self, model, nAGQ=1, information="observed", u0=None, beta0=None,
+                 observer=None):
+        self.model = model
+        self.executor = model.executor
+        self.nAGQ = int(nAGQ)
+        self.information = information
+        self.observer = observer
+        self.layout = model.parameters
+        self.joint = self.nAGQ == 0
+        q_c = self.executor.n_central_re
+        self.warm_u = np.zeros(q_c) if u0 is None or np.size(u0) != q_c else np.asarray(
+            u0, dtype=float)
+        if self.joint:
+            self.warm_beta = np.asarray(model.glm_start()[0] if beta0 is None else beta0,
+                                        dtype=float)
+        self.best = np.inf
+        self.nfev = 0
+
+    def __call__(self, params):
+        self.nfev += 1
+        theta, disp, beta = self.layout.unpack(params)
+        modes = self.modes(theta, disp, beta)
+        value = self.approximation(modes, theta, disp, beta)
+        if self.joint:
+            if value <= self.best:
+                self.warm_u, self.warm_beta, self.best = modes.u, modes.beta, value
+        else:
+            self.warm_u = modes.u
+        if self.observer is not None:
+            self.observer(self.nfev, params, value)
+        return value
+
+    def modes(self, theta, disp, beta=None, u0=None):
+        """The conditional modes at (θ, disp, β); β estimated in the joint stage."""
+        ex = self.executor
+        u0 = self.warm_u if u0 is None or np.size(u0) != ex.n_central_re else u0
+        if self.joint:
+            v0 = np.concatenate([u0, self.warm_beta])
+            return central_pirls(ex, theta, disp, None, v0, True, self.information,
+                                 self.model.kernel_canonical)
+        if ex.n_central_re == 0:
+            return _LocalModes(theta, disp, np.asarray(beta, dtype=float))
+        return central_pirls(ex, theta, disp, np.asarray(beta, dtype=float), u0, False,
+                             self.information, self.model.kernel_canonical)
+
+    def approximation(self, modes, theta, disp, beta=None):
+        """Laplace or adaptive Gauss-Hermite value at the modes."""
+        if isinstance(modes, _LocalModes):
+            shares = self.executor.map("deviance", theta, disp, modes.beta,
+                                       max(self.nAGQ, 1), self.information)
+            return float(sum(shares))
+        if self.nAGQ > 1:
+            raise NotImplementedError("adaptive quadrature needs a single grouping factor")
+        return modes.laplace()
+
+    def external_beta(self, modes):
+        return modes.beta
+
+
+@dataclass
+class _LocalModes:
+    """Regime S: the modes are found inside the partitions during the evaluation
+    itself (one round), so this only carries the point."""
+
+    theta: np.ndarray
+    disp: object
+    beta: np.ndarray
+    u: np.ndarray = None
+
+    def __post_init__(self):
+        self.u = np.empty(0)

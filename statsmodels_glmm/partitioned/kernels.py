@@ -1,0 +1,329 @@
+"""What runs inside one partition: pure numpy kernels over a :class:`PartitionState`.
+
+A partition holds all rows of its levels of the *local* terms (the partitioning
+factor and the factors nested in it), so the blocks of L for those terms are
+partition-owned (L₁₁ is block diagonal by level). Everything else, the crossed
+(*central*) random effects and, in the joint nAGQ=0 iteration, β, couples the
+partitions only through sums:
+
+- the local PIRLS and adaptive quadrature (no central unknowns) run entirely
+  here and return one number, the partition's share of the deviance;
+- otherwise the partition returns its Schur-complement piece
+  ``A_cc − L_c1 L_c1ᵀ`` and reduced right-hand side onto the central unknowns
+  (exact sums over partitions, scale.md §2.1), and solves for its local modes
+  once the driver has broadcast the central step.
+
+The in-memory numerics are reused: the local system is a
+:class:`~statsmodels_glmm.blocked_cholesky.PenalizedSystem` over the local terms,
+with the partition's levels renumbered, and the local PIRLS is
+:func:`~statsmodels_glmm.pirls.pirls` itself.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..blocked_cholesky import PenalizedSystem
+from ..nested_blocks import matmul, matmul_t, product_t, subtract
+from ..pirls import PirlsError, pirls
+from ..quadrature import agq_deviance
+from ..re_terms import RandomEffects, RandomEffectsTerm
+from ..response import Response
+
+__all__ = ["PartitionState", "call"]
+
+
+def call(state, method, *args):
+    """Run ``state.method(*args)`` (the one task shape an executor submits)."""
+    return getattr(state, method)(*args)
+
+
+def theta_slices(terms):
+    """Slices of θ per term (model order)."""
+    out, start = [], 0
+    for term in terms:
+        size = term.n_cov * (term.n_cov + 1) // 2
+        out.append(slice(start, start + size))
+        start += size
+    return out
+
+
+@dataclass
+class Pieces:
+    """A partition's contribution at one point of the central iteration."""
+
+    pdev: float          # −2 log p(y | u) over its rows + ‖u_local‖²
+    logdet: float        # log|L₁₁|² of its local blocks
+    schur: np.ndarray    # A_cc − L_c1 L_c1ᵀ (central x central)
+    rhs: np.ndarray      # reduced right-hand side onto the central unknowns
+    step: float          # largest change of its local modes in this step
+
+
+class PartitionState:
+    """One partition's arrays, its local model and its warm starts.
+
+    Parameters
+    ----------
+    data : data.PartitionData
+    design : data.PartitionedDesign
+    """
+
+    def __init__(self, data, design):
+        self.data = data
+        self.nobs = data.nobs
+        self.k_fe = design.k_fe
+        self.slices = theta_slices(design.terms)
+        self.local = design.local_terms
+        self.central = design.central_terms
+        self.central_sizes = [design.terms[j].n_re for j in self.central]
+        self.response = Response(design.family, data.endog, data.weights, data.offset,
+                                 design.endog_label, estimate_alpha=design.estimate_alpha)
+        terms, self.local_levels = [], []
+        for j in self.local:
+            info = design.terms[j]
+            levels, refs = np.unique(data.refs[j], return_inverse=True)
+            self.local_levels.append(levels)
+            terms.append(RandomEffectsTerm(info.group_name, list(info.cnames), info.expr,
+                                           refs.astype(np.intp),
+                                           pd.RangeIndex(len(levels)), data.z[j]))
+        self.re = RandomEffects(terms, sort=False) if terms else None
+        self.system = PenalizedSystem(self.re) if terms else None
+        self.n_local = self.re.n_re if terms else 0
+        self.warm_u = np.zeros(self.n_local)
+        self._base = self._trial = None
+
+    # -- θ and the linear predictor -------------------------------------------------------
+    def _local_theta(self, theta):
+        return np.concatenate([theta[self.slices[j]] for j in self.local] or [np.empty(0)])
+
+    def _scaled_local(self, theta):
+        return self.re.scaled_covariates(self._local_theta(theta)) if self.re else []
+
+    def _central_design(self, theta, joint):
+        """Z_c Λ_c (sparse, global central columns) and, in the joint iteration, X."""
+        blocks = []
+        for j, size in zip(self.central, self.central_sizes):
+            s = self.data.z[j].shape[1]
+            T = _factor(theta[self.slices[j]], s)
+            zt = self.data.z[j] @ T
+            n = zt.shape[0]
+            cols = (self.data.refs[j][:, None] * s + np.arange(s)).ravel()
+            indptr = np.arange(0, n * s + 1, s)
+            blocks.append(sp.csr_matrix((zt.ravel(), cols, indptr), shape=(n, size)))
+        if joint:
+            blocks.append(sp.csr_matrix(self.data.exog))
+        if not blocks:
+            return sp.csr_matrix((self.nobs, 0))
+        return sp.hstack(blocks, format="csr")
+
+    # -- regime S: the whole PIRLS inside the partition ----------------------------------------
+    def deviance(self, theta, disp, beta, nAGQ, information):
+        """This partition's share of −2ℓ at (θ, dispersion, β): local PIRLS from the
+        warm start, then Laplace (nAGQ ≤ 1) or adaptive quadrature."""
+        if self.nobs == 0:
+            return 0.0
+        fixed = self.data.offset + self.data.exog @ beta
+        scaled = self._scaled_local(theta)
+        modes = pirls(self.response, self.re, self.system, scaled, fixed, self.warm_u, disp,
+                      beta=beta, information=information)
+        self.warm_u = modes.u
+        if nAGQ <= 1:
+            return modes.laplace()
+        return agq_deviance(self.response, self.re, scaled, fixed, modes, nAGQ, disp)
+
+    # -- the central iteration (crossed terms, or β in the joint stage) -----------------------
+    def central_start(self, theta, disp, beta, v, joint, information):
+        """Begin a central iteration at the warm start: pieces at (u_local, v)."""
+        self._setup = (theta, disp, beta, joint, information)
+        self._scaled = self._scaled_local(theta)
+        self._C = self._central_design(theta, joint)
+        self._base = None
+        self._trial = self._evaluate(self.warm_u.copy(), v, step=0.0)
+        return self._trial[0]
+
+    def central_step(self, v):
+        """Accept the last trial, then evaluate the Newton point for central ``v``
+        (the driver computes a step only from an accepted point)."""
+        self._base = self._trial
+        pieces, u, cache = self._base
+        u_new = self._back_solve(cache, v)
+        self._trial = self._evaluate(u_new, v, step=_max_abs(u_new - u))
+        return self._trial[0]
+
+    def central_halve(self, v):
+        """Step-halving: the midpoint of the accepted and the trial local modes."""
+        u_half = 0.5 * (self._base[1] + self._trial[1])
+        self._trial = self._evaluate(u_half, v, step=_max_abs(u_half - self._base[1]))
+        return self._trial[0]
+
+    def central_finish(self, accept, information_pieces):
+        """End the iteration: keep the modes as the warm start; with
+        ``information_pieces`` re-weight the pieces at the modes with the
+        information the Laplace approximation uses (a non-canonical link)."""
+        if accept:
+            self._base = self._trial
+        pieces, u, _ = self._base
+        self.warm_u = u
+        if not information_pieces:
+            return pieces
+        theta, disp, beta, joint, information = self._setup
+        return self._evaluate(u, self._v, step=0.0, information=information)[0]
+
+    def _evaluate(self, u, v, step, information=None):
+        """Objective and pieces at (u_local, v); ``information`` None: the working
+        (Fisher) weights of the iteration."""
+        theta, disp, beta, joint, _ = self._setup
+        self._v = v
+        resp, data = self.response, self.data
+        q_c = self._C.shape[1] - (self.k_fe if joint else 0)
+        eta = data.offset + self._C @ v
+        if not joint:
+            eta = eta + data.exog @ beta
+        if self.re is not None:
+            eta = eta + self.re.linear_predictor(self._scaled, u)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            mu = resp.mu(eta)
+            neg2ll = resp.neg2loglik_obs(mu, disp)
+        pdev = float(neg2ll.sum() + u @ u)
+        if not np.isfinite(pdev):
+            return Pieces(pdev, np.nan, None, None, step), u, None
+        w, dmu = resp.irls_quantities(eta, mu, disp)
+        if information == "observed":
+            w = resp.observed_weights(eta, mu, disp)
+        resid = np.divide(resp.y - mu, dmu, out=np.zeros_like(mu), where=dmu != 0)
+        # the working response on the scale solved for: Z_l Λ u + C v (+ resid)
+        lin = eta - data.offset - (0.0 if joint else data.exog @ beta)
+        weighted = w * (lin + resid)
+        pieces, cache = self._schur(w, weighted)
+        del q_c
+        return Pieces(pdev, pieces[0], pieces[1], pieces[2], step), u, cache
+
+    def _schur(self, w, weighted):
+        """(log|L₁₁|², Schur piece, reduced rhs) and what the back-solve needs."""
+        C = self._C
+        Cw = C.multiply(w[:, None]).tocsr()
+        A_cc = (C.T @ Cw).toarray()
+        r_c = C.T @ weighted
+        if self.re is None:
+            return (0.0, A_cc, r_c), (None, None, None)
+        factor = self.system.factor(self._scaled, w)
+        r_local = self.system.rhs(self._scaled, weighted)
+        k = len(self.re.terms)
+        y, X = [], []  # forward solve of the local blocks; X_j = A_cj L_jj⁻ᵀ ...
+        for j in range(k):
+            v = r_local[j]
+            for l in range(j):
+                v = v - matmul(factor.lower[j, l], y[l])
+            y.append(factor.diag[j].solve(v))
+            A_cj = _cross_block(Cw, self.re.terms[j], self._scaled[j])
+            for l in range(j):
+                A_cj = subtract(A_cj, product_t(X[l], factor.lower[j, l]))
+            X.append(np.asarray(factor.diag[j].rdiv_t(A_cj)))
+        schur, rhs = A_cc, r_c.copy()
+        for Xj, yj in zip(X, y):
+            schur = schur - Xj @ Xj.T
+            rhs = rhs - Xj @ yj
+        return (factor.logdet2(), schur, rhs), (factor, y, X)
+
+    def _back_solve(self, cache, v):
+        """Local modes given the central solution v (back-substitution)."""
+        factor, y, X = cache
+        if factor is None:
+            return np.empty(0)
+        k = len(y)
+        x = [None] * k
+        for j in reversed(range(k)):
+            t = y[j] - X[j].T @ v
+            for i in range(j + 1, k):
+                t = t - matmul_t(factor.lower[i, j], x[i])
+            x[j] = factor.diag[j].solve_t(t)
+        return np.concatenate(x)
+
+    # -- one-pass statistics -------------------------------------------------------------------
+    def glm_pieces(self):
+        """X'WX and X'Wz of one weighted least-squares step from R's mustart."""
+        if self.nobs == 0:
+            return np.zeros((self.k_fe, self.k_fe)), np.zeros(self.k_fe), 0
+        kernel, X = self.response.kernel, self.data.exog
+        with np.errstate(all="ignore"):
+            eta = kernel.start_eta()
+            mu = kernel.mu(eta)
+            w, dmu = kernel.irls_quantities(eta, mu, kernel.default_dispersion())
+            z = eta - self.data.offset + (self.response.y - mu) / dmu
+            ok = np.isfinite(z) & np.isfinite(w) & (w > 0)
+            w = np.where(ok, w, 0.0)
+            z = np.where(ok, z, 0.0)
+        Xw = X * w[:, None]
+        return Xw.T @ X, Xw.T @ z, int(ok.sum())
+
+    def pearson_sum(self, beta):
+        """Σ Pearson χ² contributions at the GLM fit (the dispersion's start)."""
+        if self.nobs == 0:
+            return 0.0
+        kernel = self.response.kernel
+        with np.errstate(all="ignore"):
+            mu = kernel.mu(self.data.exog @ beta + self.data.offset)
+            return kernel.start_dispersion(mu, 1.0)
+
+    def reach(self, C):
+        """max |X C| per column (how far a unit step of each column moves η)."""
+        if self.nobs == 0:
+            return np.zeros(C.shape[1])
+        return np.max(np.abs(self.data.exog @ C), axis=0)
+
+    def sample_row(self):
+        """The first row (endog, weights), None if empty: the driver builds its
+        family kernel from it without holding data."""
+        if self.nobs == 0:
+            return None
+        w = None if self.data.weights is None else self.data.weights[:1]
+        return self.data.endog[:1], w
+
+    def covariate_squares(self):
+        """Per term, Σ z² per covariate column, and the number of rows (the θ scale)."""
+        return [np.sum(z * z, axis=0) for z in self.data.z], self.nobs
+
+    def fitted_summary(self, theta, disp, beta, u_central, probs):
+        """At the modes (the warm start, after an evaluation at this point): the
+        scaled Pearson residuals' quantiles at ``probs`` and Σ unit deviances."""
+        if self.nobs == 0:
+            return None, 0.0, 0
+        resp = self.response
+        eta = self.data.offset + self.data.exog @ beta
+        if self.re is not None:
+            eta = eta + self.re.linear_predictor(self._scaled_local(theta), self.warm_u)
+        if u_central.size:
+            eta = eta + self._central_design(theta, False) @ u_central
+        mu = resp.mu(eta)
+        pearson = (resp.y - mu) * np.sqrt(resp.weights / resp.variance(mu, disp))
+        deviance = float(resp.unit_deviance(mu, disp).sum())
+        return np.quantile(pearson, probs), deviance, self.nobs
+
+    def local_modes(self):
+        """(global level codes per local term, the local modes) for ranef()."""
+        return self.local_levels, self.warm_u
+
+
+def _factor(theta, s):
+    T = np.zeros((s, s))
+    rows, cols = np.tril_indices(s)
+    order = np.lexsort((rows, cols))  # column-major lower triangle, as re_terms
+    T[rows[order], cols[order]] = theta
+    return T
+
+
+def _cross_block(Cw, term, zt):
+    """Cᵀ W Z_j Λ_j as a dense (m_c, q_j) matrix."""
+    n, s = zt.shape
+    cols = (term.refs[:, None] * s + np.arange(s)).ravel()
+    Zj = sp.csr_matrix((zt.ravel(), cols, np.arange(0, n * s + 1, s)), shape=(n, term.n_re))
+    return (Cw.T @ Zj).toarray()
+
+
+def _max_abs(x):
+    return float(np.max(np.abs(x), initial=0.0))
+
+
+PirlsError = PirlsError  # re-exported for the driver
