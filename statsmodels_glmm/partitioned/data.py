@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["PartitionData", "TermInfo", "PartitionedDesign", "split_model"]
+__all__ = ["PartitionData", "TermInfo", "PartitionedDesign", "split_model", "partitioning_term"]
 
 
 @dataclass
@@ -133,25 +133,30 @@ class PartitionedDesign:
         return [j for j, t in enumerate(self.terms) if not t.local]
 
 
-def _partition_of_levels(model, n_partitions):
-    """Partition index of each row: the levels of the first (largest) term's
-    factor are dealt to partitions in contiguous runs of about equal row counts."""
-    first = model.random_effects.terms[0]
-    counts = np.bincount(first.refs, minlength=first.n_levels)
+def partitioning_term(terms, nested_in):
+    """Index of the factor to partition by: the one the most other factors nest
+    in (the outermost of a hierarchy), the one with most levels among ties (the
+    first, largest, when all factors cross).
+
+    ``nested_in(i, j)``: whether term i's factor is nested in term j's.
+    """
+    counts = [sum(nested_in(i, j) for i in range(len(terms))) for j in range(len(terms))]
+    return max(range(len(terms)), key=lambda j: (counts[j], terms[j].n_levels, -j))
+
+
+def _partition_of_rows(term, n_partitions):
+    """Partition index of each row: the levels of ``term``'s factor are dealt to
+    partitions in contiguous runs of about equal row counts."""
+    counts = np.bincount(term.refs, minlength=term.n_levels)
     before = np.cumsum(counts) - counts
     level_part = np.minimum(before * n_partitions // max(int(counts.sum()), 1),
                             n_partitions - 1)
-    return level_part[first.refs]
-
-
-def _nested_in_first(model):
-    """Per term, whether its factor is nested in the first term's factor."""
-    terms = model.random_effects.terms
-    return [j == 0 or terms[j].is_nested_in(terms[0]) for j in range(len(terms))]
+    return level_part[term.refs]
 
 
 def split_model(model, n_partitions, order=None):
-    """Split an in-memory :class:`GLMM` into partitions by its largest factor.
+    """Split an in-memory :class:`GLMM` into partitions by its outermost factor
+    (:func:`partitioning_term`).
 
     Parameters
     ----------
@@ -167,7 +172,8 @@ def split_model(model, n_partitions, order=None):
     parts : list of PartitionData
     """
     re = model.random_effects
-    local = _nested_in_first(model)
+    by = partitioning_term(re.terms, lambda i, j: re.terms[i].is_nested_in(re.terms[j]))
+    local = [t.is_nested_in(re.terms[by]) for t in re.terms]
     terms = [TermInfo(t.group_name, list(t.cnames), t.expr, t.levels, loc, tuple(t.factors))
              for t, loc in zip(re.terms, local)]
     design = PartitionedDesign(model.family, terms, list(model.fe_names), model.endog_label,
@@ -175,7 +181,7 @@ def split_model(model, n_partitions, order=None):
                                getattr(model, "formula_full", None),
                                list(model.dropped_columns))
     rows = np.arange(int(model.nobs)) if order is None else np.asarray(order)
-    part_of_row = _partition_of_levels(model, n_partitions)[rows]
+    part_of_row = _partition_of_rows(re.terms[by], n_partitions)[rows]
     endog = np.asarray(model.endog, dtype=float)
     parts = []
     for p in range(n_partitions):

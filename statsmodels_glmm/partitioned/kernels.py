@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from ..blocked_cholesky import PenalizedSystem
 from ..nested_blocks import matmul, matmul_t, product_t, subtract
-from ..pirls import PirlsError, pirls
+from ..pirls import pirls
 from ..quadrature import agq_deviance
 from ..re_terms import RandomEffects, RandomEffectsTerm
 from ..response import Response
@@ -177,7 +177,6 @@ class PartitionState:
         theta, disp, beta, joint, _ = self._setup
         self._v = v
         resp, data = self.response, self.data
-        q_c = self._C.shape[1] - (self.k_fe if joint else 0)
         eta = data.offset + self._C @ v
         if not joint:
             eta = eta + data.exog @ beta
@@ -197,7 +196,6 @@ class PartitionState:
         lin = eta - data.offset - (0.0 if joint else data.exog @ beta)
         weighted = w * (lin + resid)
         pieces, cache = self._schur(w, weighted)
-        del q_c
         return Pieces(pdev, pieces[0], pieces[1], pieces[2], step), u, cache
 
     def _schur(self, w, weighted):
@@ -324,6 +322,3 @@ def _cross_block(Cw, term, zt):
 
 def _max_abs(x):
     return float(np.max(np.abs(x), initial=0.0))
-
-
-PirlsError = PirlsError  # re-exported for the driver

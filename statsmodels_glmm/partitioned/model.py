@@ -10,7 +10,6 @@ are gathered once, after the fit, for ``ranef()``.
 """
 
 import numpy as np
-import pandas as pd
 import scipy.linalg as sla
 from statsmodels.base.data import PandasData
 
@@ -20,7 +19,7 @@ from ..re_terms import RandomEffects, RandomEffectsTerm
 from ..response import Response
 from ..stages import fit_glmm
 from ..validation import check_nagq, fit_options
-from .devfun import PartitionedDevianceFunction, central_pirls
+from .devfun import PartitionedDevianceFunction
 from .executors import make_executor
 from .results import PartitionedResults
 
@@ -235,7 +234,3 @@ def _names_only(names, endog_label):
                    "row_labels": None}
     data.k_constant = int(any(n in ("Intercept", "(Intercept)") for n in names))
     return data
-
-
-central_pirls = central_pirls  # the driver's half of a round-based PIRLS
-pd = pd
