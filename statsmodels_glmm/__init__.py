@@ -8,7 +8,8 @@ nAGQ=0 shortcut, hosted in statsmodels' model and results classes.
 from . import datasets
 from .exceptions import BoundaryWarning, SingularFitWarning
 from .inference import anova
-from .model import GLMM, glmer, glmer_nb
+from .lme4_api import glmer, glmer_nb
+from .model import GLMM
 from .results import GLMMResults
 from .simulation import simulate_formula
 

@@ -3,7 +3,8 @@
 from . import datasets
 from .exceptions import BoundaryWarning, SingularFitWarning
 from .inference import anova, bootstrap, drop1, profile
-from .model import GLMM, glmer, glmer_nb
+from .lme4_api import glmer, glmer_nb
+from .model import GLMM
 from .results import GLMMResults
 from .simulation import simulate_formula
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import datasets
-from .model import glmer
+from .lme4_api import glmer
 from .validation import R_LINKS, check_family
 
 __all__ = ["main", "build_parser"]

@@ -22,13 +22,10 @@ sequence of stages (:mod:`stages`, :mod:`lmm`) over the deviance function
 
 import copy
 import sys
-import warnings
 
 import numpy as np
 from patsy import PatsyError
-import statsmodels.api as sm
 import statsmodels.base.model as base
-from statsmodels.tools.sm_exceptions import ValueWarning
 
 from .blas import blas_limits
 from .blocked_cholesky import PenalizedSystem
@@ -49,7 +46,7 @@ from .response import Response
 from .results import GLMMResults, GLMMResultsWrapper
 from .robust import fit_covariance
 from .stages import InMemoryOperations, fit_glmm, fit_negative_binomial, glm_start_values
-from .statsmodels_compat import model_arguments, statsmodels_arguments
+from .statsmodels_compat import statsmodels_arguments
 from .validation import (
     as_data_frame,
     check_design_rows,
@@ -60,7 +57,7 @@ from .validation import (
     fit_options,
 )
 
-__all__ = ["GLMM", "glmer", "glmer_nb"]
+__all__ = ["GLMM"]
 
 
 def _caller_namespace(depth):
@@ -435,66 +432,3 @@ class GLMM(RFormulaPickling, InMemoryOperations, base.LikelihoodModel):
         warn_singular(self.random_effects, fit.theta)
         warn_diverging(self.response, self.random_effects, fit.theta)
         return GLMMResultsWrapper(fit_covariance(GLMMResults(self, fit), options))
-
-
-def glmer_nb(formula, data, link=None, nAGQ=1, weights=None, offset=None, subset=None,
-             missing="drop", start=None, **fit_kwargs):
-    """Negative binomial (NB2) GLMM with its α estimated jointly by maximum likelihood.
-
-    Var(y | u) = μ + α μ²; the shape θ = 1/α is lme4's ``glmer.nb`` θ and glmmTMB's
-    ``nbinom2`` dispersion. Unlike ``glmer.nb`` (an outer 1-D search over refits),
-    α is a parameter of the likelihood optimised with θ and β, so it gets a standard
-    error (``res.nb_theta_se``) and a profile interval (``res.confint("profile")``,
-    row ``.nbtheta``). For a fixed α use ``glmer(..., family=NegativeBinomial(alpha=a))``.
-
-    Parameters are as in :func:`glmer`; ``link`` defaults to the log link.
-    """
-    family = sm.families.NegativeBinomial(link=link or sm.families.links.Log(), alpha=1.0)
-    model = GLMM.from_formula(formula, data, family=family, subset=subset, weights=weights,
-                              offset=offset, missing=missing, eval_env=_caller_namespace(1),
-                              estimate_alpha=True, **model_arguments(fit_kwargs))
-    return model.fit(nAGQ=nAGQ, start=start, **fit_kwargs)
-
-
-def glmer(formula, data, family=None, nAGQ=1, weights=None, offset=None, subset=None,
-          missing="drop", start=None, **fit_kwargs):
-    """Fit a GLMM from an lme4-style formula (lme4's ``glmer``).
-
-    Equivalent to ``GLMM.from_formula(formula, data, ...).fit(nAGQ=nAGQ, ...)``.
-
-    Parameters
-    ----------
-    formula : str
-        E.g. ``"cbind(incidence, size - incidence) ~ period + (1 | herd)"``.
-    data : pandas.DataFrame
-    family : statsmodels family, optional
-        Default ``sm.families.Binomial()``. Gaussian with the identity link fits
-        the linear mixed model (ML; ``reml=True`` for REML), as lme4's
-        ``glmer`` hands such calls to ``lmer``.
-    nAGQ : int
-        0, 1 (Laplace) or the number of adaptive Gauss-Hermite points.
-    weights, offset : str or array_like, optional
-        Prior weights and offset (column names or arrays).
-    subset : array_like, optional
-    missing : {"drop", "exclude", "raise"}
-        See :meth:`GLMM.from_formula`.
-    start : dict, optional
-        Starting values ``{"theta": ..., "beta": ..., "phi": ...}``.
-    **fit_kwargs
-        Passed to :meth:`GLMM.fit` (``reml``, ``cov_type``, ``maxfun`` ...), except
-        statsmodels' ``exposure`` and ``var_weights``, passed to the model.
-
-    Returns
-    -------
-    GLMMResultsWrapper
-    """
-    model = GLMM.from_formula(formula, data, family=family, subset=subset, weights=weights,
-                              offset=offset, missing=missing,
-                              eval_env=_caller_namespace(1), **model_arguments(fit_kwargs))
-    if model.is_lmm and "reml" not in fit_kwargs:
-        # a verbatim port of glmer(family = gaussian) would get lmer's REML in R
-        warnings.warn("family Gaussian with the identity link is the linear mixed model, "
-                      "fitted here by maximum likelihood; lme4's glmer() hands it to lmer(), "
-                      "which uses REML: pass reml=True for lmer's fit (reml=False to "
-                      "confirm ML and silence this)", ValueWarning, stacklevel=2)
-    return model.fit(nAGQ=nAGQ, start=start, **fit_kwargs)
