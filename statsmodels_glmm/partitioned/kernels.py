@@ -102,21 +102,15 @@ class PartitionState:
         return self.re.scaled_covariates(self._local_theta(theta)) if self.re else []
 
     def _central_design(self, theta, joint):
-        """Z_c Λ_c (sparse, global central columns) and, in the joint iteration, X."""
+        """The central columns: Z_c Λ_c (sparse, global crossed levels) and, in the
+        joint iteration, X (dense), as a :class:`CentralDesign`."""
         blocks = []
         for j, size in zip(self.central, self.central_sizes):
             s = self.data.z[j].shape[1]
-            T = _factor(theta[self.slices[j]], s)
-            zt = self.data.z[j] @ T
-            n = zt.shape[0]
-            cols = (self.data.refs[j][:, None] * s + np.arange(s)).ravel()
-            indptr = np.arange(0, n * s + 1, s)
-            blocks.append(sp.csr_matrix((zt.ravel(), cols, indptr), shape=(n, size)))
-        if joint:
-            blocks.append(sp.csr_matrix(self.data.exog))
-        if not blocks:
-            return sp.csr_matrix((self.nobs, 0))
-        return sp.hstack(blocks, format="csr")
+            zt = self.data.z[j] @ _factor(theta[self.slices[j]], s)
+            blocks.append(_sparse_rows(zt, self.data.refs[j], size))
+        Z = sp.hstack(blocks, format="csr") if blocks else None
+        return CentralDesign(Z, self.data.exog if joint else None)
 
     # -- regime S: the whole PIRLS inside the partition ----------------------------------------
     def deviance(self, theta, disp, beta, nAGQ, information):
@@ -177,7 +171,7 @@ class PartitionState:
         theta, disp, beta, joint, _ = self._setup
         self._v = v
         resp, data = self.response, self.data
-        eta = data.offset + self._C @ v
+        eta = data.offset + self._C.matvec(v)
         if not joint:
             eta = eta + data.exog @ beta
         if self.re is not None:
@@ -201,21 +195,18 @@ class PartitionState:
     def _schur(self, w, weighted):
         """(log|L₁₁|², Schur piece, reduced rhs) and what the back-solve needs."""
         C = self._C
-        Cw = C.multiply(w[:, None]).tocsr()
-        A_cc = (C.T @ Cw).toarray()
-        r_c = C.T @ weighted
+        A_cc, r_c = C.gram(w), C.rmatvec(weighted)
         if self.re is None:
             return (0.0, A_cc, r_c), (None, None, None)
         factor = self.system.factor(self._scaled, w)
         r_local = self.system.rhs(self._scaled, weighted)
-        k = len(self.re.terms)
         y, X = [], []  # forward solve of the local blocks; X_j = A_cj L_jj⁻ᵀ ...
-        for j in range(k):
+        for j in range(len(self.re.terms)):
             v = r_local[j]
             for l in range(j):
                 v = v - matmul(factor.lower[j, l], y[l])
             y.append(factor.diag[j].solve(v))
-            A_cj = _cross_block(Cw, self.re.terms[j], self._scaled[j])
+            A_cj = C.cross(w, self.system, self._scaled, j)
             for l in range(j):
                 A_cj = subtract(A_cj, product_t(X[l], factor.lower[j, l]))
             X.append(np.asarray(factor.diag[j].rdiv_t(A_cj)))
@@ -293,7 +284,7 @@ class PartitionState:
         if self.re is not None:
             eta = eta + self.re.linear_predictor(self._scaled_local(theta), self.warm_u)
         if u_central.size:
-            eta = eta + self._central_design(theta, False) @ u_central
+            eta = eta + self._central_design(theta, False).matvec(u_central)
         mu = resp.mu(eta)
         pearson = (resp.y - mu) * np.sqrt(resp.weights / resp.variance(mu, disp))
         deviance = float(resp.unit_deviance(mu, disp).sum())
@@ -312,12 +303,63 @@ def _factor(theta, s):
     return T
 
 
-def _cross_block(Cw, term, zt):
-    """Cᵀ W Z_j Λ_j as a dense (m_c, q_j) matrix."""
+def _sparse_rows(zt, refs, n_cols):
+    """The (n, n_cols) CSR matrix with row i holding zt[i] at level refs[i]'s columns."""
     n, s = zt.shape
-    cols = (term.refs[:, None] * s + np.arange(s)).ravel()
-    Zj = sp.csr_matrix((zt.ravel(), cols, np.arange(0, n * s + 1, s)), shape=(n, term.n_re))
-    return (Cw.T @ Zj).toarray()
+    cols = (refs[:, None] * s + np.arange(s)).ravel()
+    return sp.csr_matrix((zt.ravel(), cols, np.arange(0, n * s + 1, s)), shape=(n, n_cols))
+
+
+@dataclass
+class CentralDesign:
+    """The columns of the central unknowns v = (u_crossed, β): Z_c Λ_c (sparse, or
+    None) and X (dense, or None, when β is fixed)."""
+
+    Z: object
+    X: object
+
+    def matvec(self, v):
+        out = 0.0
+        q = 0
+        if self.Z is not None:
+            q = self.Z.shape[1]
+            out = self.Z @ v[:q]
+        if self.X is not None:
+            out = out + self.X @ v[q:]
+        return out
+
+    def rmatvec(self, r):
+        parts = [] if self.Z is None else [self.Z.T @ r]
+        if self.X is not None:
+            parts.append(self.X.T @ r)
+        return np.concatenate(parts) if parts else np.empty(0)
+
+    def gram(self, w):
+        """Cᵀ W C, dense."""
+        blocks = []
+        if self.Z is not None:
+            Zw = self.Z.multiply(w[:, None]).tocsr()
+            blocks.append([(self.Z.T @ Zw).toarray()])
+            if self.X is not None:
+                blocks[0].append(np.asarray(Zw.T @ self.X))
+        if self.X is not None:
+            xwx = self.X.T @ (w[:, None] * self.X)
+            if blocks:
+                blocks.append([blocks[0][1].T, xwx])
+            else:
+                blocks.append([xwx])
+        return np.block(blocks) if blocks else np.zeros((0, 0))
+
+    def cross(self, w, system, scaled, j):
+        """Cᵀ W Z_j Λ_j for local term j, dense (m_c, q_j)."""
+        parts = []
+        if self.Z is not None:
+            term = system.re.terms[j]
+            Zj = _sparse_rows(scaled[j], term.refs, term.n_re)
+            parts.append((self.Z.multiply(w[:, None]).tocsr().T @ Zj).toarray())
+        if self.X is not None:
+            parts.append(system._x_border(j, scaled, w, self.X))
+        return np.vstack(parts)
 
 
 def _max_abs(x):
