@@ -62,10 +62,13 @@ def _total(pieces, v, n_central_re):
 
 
 def central_pirls(executor, theta, disp, beta, v0, joint, information, canonical,
-                  tol=1e-12, step_tol=1e-10, maxit=200, max_halvings=30):
+                  warm="last", tol=1e-12, step_tol=1e-10, maxit=200, max_halvings=30):
     """PIRLS over the central unknowns v = (u_crossed, β if ``joint``), the local
     modes solved in the partitions. Convergence and step-halving as
     :func:`pirls.pirls`.
+
+    ``warm``: the partitions' starting local modes (see
+    :meth:`kernels.PartitionState.central_start`).
 
     Returns
     -------
@@ -73,7 +76,7 @@ def central_pirls(executor, theta, disp, beta, v0, joint, information, canonical
     """
     q_c = executor.n_central_re
     penalty = np.concatenate([np.ones(q_c), np.zeros(v0.size - q_c)])
-    pieces = executor.map("central_start", theta, disp, beta, v0, joint, information)
+    pieces = executor.map("central_start", theta, disp, beta, v0, joint, information, warm)
     v, pdev = v0, _total(pieces, v0, q_c)
     if not np.isfinite(pdev):
         raise PirlsError("PIRLS: non-finite objective at the starting values")
@@ -150,6 +153,7 @@ class PartitionedDevianceFunction:
             self.warm_beta = np.asarray(model.glm_start()[0] if beta0 is None else beta0,
                                         dtype=float)
         self.best = np.inf
+        self._promote = True
         self.nfev = 0
 
     def __call__(self, params):
@@ -158,7 +162,8 @@ class PartitionedDevianceFunction:
         modes = self.modes(theta, disp, beta)
         value = self.approximation(modes, theta, disp, beta)
         if self.joint:
-            if value <= self.best:
+            self._promote = value <= self.best
+            if self._promote:
                 self.warm_u, self.warm_beta, self.best = modes.u, modes.beta, value
         else:
             self.warm_u = modes.u
@@ -171,9 +176,11 @@ class PartitionedDevianceFunction:
         ex = self.executor
         u0 = self.warm_u if u0 is None or np.size(u0) != ex.n_central_re else u0
         if self.joint:
+            # the local modes start, as u and β here, from the best evaluation so far
+            warm = "promote" if self._promote else "best"
             v0 = np.concatenate([u0, self.warm_beta])
             return central_pirls(ex, theta, disp, None, v0, True, self.information,
-                                 self.model.kernel_canonical)
+                                 self.model.kernel_canonical, warm=warm)
         if ex.n_central_re == 0:
             return _LocalModes(theta, disp, np.asarray(beta, dtype=float))
         return central_pirls(ex, theta, disp, np.asarray(beta, dtype=float), u0, False,

@@ -19,7 +19,7 @@ with the partition's levels renumbered, and the local PIRLS is
 :func:`~statsmodels_glmm.pirls.pirls` itself.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -71,7 +71,8 @@ class PartitionState:
     """
 
     def __init__(self, data, design):
-        self.data = data
+        # column passes (X'WZ by bincount per column) want X column-major
+        self.data = replace(data, exog=np.asfortranarray(data.exog, dtype=float))
         self.nobs = data.nobs
         self.k_fe = design.k_fe
         self.slices = theta_slices(design.terms)
@@ -92,6 +93,7 @@ class PartitionState:
         self.system = PenalizedSystem(self.re) if terms else None
         self.n_local = self.re.n_re if terms else 0
         self.warm_u = np.zeros(self.n_local)
+        self.best_u = None
         self._base = self._trial = None
 
     # -- θ and the linear predictor -------------------------------------------------------
@@ -128,13 +130,21 @@ class PartitionState:
         return agq_deviance(self.response, self.re, scaled, fixed, modes, nAGQ, disp)
 
     # -- the central iteration (crossed terms, or β in the joint stage) -----------------------
-    def central_start(self, theta, disp, beta, v, joint, information):
-        """Begin a central iteration at the warm start: pieces at (u_local, v)."""
+    def central_start(self, theta, disp, beta, v, joint, information, warm="last"):
+        """Begin a central iteration: pieces at (u_local, v) from the warm start.
+
+        ``warm``: ``"last"``, the modes of the last iteration; ``"best"``, those
+        of the best evaluation so far (the joint stage, as
+        :class:`devfun.DevianceFunction`), ``"promote"``, the last ones, which
+        the driver found to be the best so far."""
+        if warm == "promote" or self.best_u is None:
+            self.best_u = self.warm_u
+        start = self.best_u if warm != "last" else self.warm_u
         self._setup = (theta, disp, beta, joint, information)
         self._scaled = self._scaled_local(theta)
         self._C = self._central_design(theta, joint)
         self._base = None
-        self._trial = self._evaluate(self.warm_u.copy(), v, step=0.0)
+        self._trial = self._evaluate(start.copy(), v, step=0.0)
         return self._trial[0]
 
     def central_step(self, v):

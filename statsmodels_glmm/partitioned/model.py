@@ -13,6 +13,7 @@ import numpy as np
 import scipy.linalg as sla
 from statsmodels.base.data import PandasData
 
+from ..blas import blas_limits
 from ..design import DesignBasis
 from ..params import ParameterLayout
 from ..re_terms import RandomEffects, RandomEffectsTerm
@@ -171,14 +172,16 @@ class PartitionedModel:
 
     # -- fitting --------------------------------------------------------------------------
     def fit(self, nAGQ=1, start=None, maxfun=10000, nAGQ0_init=True, boundary_tol=1e-5,
-            calc_hessian="auto", information="observed", optimizer="bobyqa", **kwargs):
+            calc_hessian="auto", information="observed", optimizer="bobyqa",
+            blas_threads="auto", **kwargs):
         """Fit by maximum likelihood, by the in-memory model's stages
         (see :meth:`GLMM.fit`); returns :class:`results.PartitionedResults`."""
-        options, _ = fit_options(
+        options, blas_threads = fit_options(
             self, kwargs, nAGQ=nAGQ, start=start, reml=False, cov_type=None, maxfun=maxfun,
             nAGQ0_init=nAGQ0_init, boundary_tol=boundary_tol, calc_hessian=calc_hessian,
-            information=information, blas_threads=None, optimizer=optimizer)
-        with options.feedback():
+            information=information, blas_threads=blas_threads, optimizer=optimizer)
+        # (in-process partitions; Dask workers keep their own BLAS settings)
+        with blas_limits(blas_threads), options.feedback():
             fit = fit_glmm(self, options)
         fit.options = options
         u_c = self._modes_at(fit.theta, fit.beta, fit.dispersion, fit.modes.u)
