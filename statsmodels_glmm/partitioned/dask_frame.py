@@ -130,7 +130,8 @@ def _columns_facts(summaries, meta, used, missing):
             skeleton[name] = pd.Series(pd.Categorical(cats, categories=cats,
                                                       ordered=dtype.ordered))
             continue
-        distinct = _union([info["distinct"] for info in infos], meta[name])
+        distinct = fp.distinct_values(_union([info["distinct"] for info in infos],
+                                              meta[name]))
         if pd.api.types.is_object_dtype(distinct.dtype) and _is_mixed_object(distinct):
             mixed.add(name)
         skeleton[name] = normalize_column(distinct)

@@ -36,7 +36,7 @@ from .data import PartitionData
 # distinct values of a numeric column kept for the skeleton frame: R's
 # translation needs every level only of columns used as factors, and a numeric
 # column with more distinct values than this is not one
-NUMERIC_DISTINCT_CAP = 10_000
+NUMERIC_DISTINCT_CAP = 1_000
 EXTRA_COLUMNS = {"weights": "__weights__", "offset": "__offset__"}
 
 
@@ -48,7 +48,9 @@ def selected(raw, subset, needed):
     return frame[needed]
 
 
-def _distinct(values):
+def distinct_values(values):
+    """The distinct non-missing values; at most NUMERIC_DISTINCT_CAP (and the
+    extremes) of a numeric column."""
     present = values.dropna()
     if pd.api.types.is_numeric_dtype(values.dtype) and not \
             pd.api.types.is_bool_dtype(values.dtype):
@@ -76,7 +78,7 @@ def summarize_raw(raw, subset, needed):
             info["categories"] = list(values.cat.categories)
             info["used"] = used
         else:
-            info["distinct"] = _distinct(values)
+            info["distinct"] = distinct_values(values)
             if pd.api.types.is_numeric_dtype(values.dtype) and not \
                     pd.api.types.is_bool_dtype(values.dtype):
                 bad = np.isinf(values.to_numpy(dtype=float, na_value=np.nan))

@@ -26,13 +26,14 @@ def _pickler_class():
     # cloudpickle (a dask dependency) pickles the functions of the formula's
     # namespace by value when they are not importable (a user's lambda)
     import cloudpickle
-    from patsy.util import no_pickling
 
     class _Pickler(cloudpickle.Pickler):
         def reducer_override(self, obj):
             cls = type(obj)
-            if (getattr(cls, "__getstate__", None) is no_pickling
-                    and hasattr(obj, "__dict__")):
+            # patsy's classes refuse pickling (no_pickling, or Origin's own
+            # __getstate__); they are plain objects, rebuilt from __dict__
+            if (getattr(cls, "__module__", "").startswith("patsy.")
+                    and not isinstance(obj, type) and hasattr(obj, "__dict__")):
                 return _rebuild, (cls, obj.__dict__)
             return super().reducer_override(obj)
 
