@@ -195,6 +195,6 @@ def test_driver_memory_does_not_grow_with_n():
     also one small summary per input partition (about 25 kB here: distinct
     values, counts), gathered rather than tree-reduced on the workers; so the
     peak grows with the number of partitions, well below the data."""
-    small = _driver_peak(20_000, 4)
-    large = _driver_peak(40_000, 8)
+    small = _driver_peak(8_000, 2)
+    large = _driver_peak(16_000, 4)
     assert large < 1.7 * small, (small, large)
