@@ -107,10 +107,10 @@ def test_transforms_contrasts_interaction(frame):
 
 
 def test_nested_and_crossed_local_flags(frame):
-    # a/b: the partitioning factor is the larger b:a, in which a is not nested
+    # a/b: the partitioning factor is the outermost, a, in which b:a is nested
     nested = check_same("y ~ x + (1 | a/b)", frame, sm.families.Poisson(), n_in=(2,))
     assert [t.group_name for t in nested.terms] == ["b:a", "a"]
-    assert [t.local for t in nested.terms] == [True, False]
+    assert [t.local for t in nested.terms] == [True, True]
     same = check_same("y ~ x + (1 | a) + (0 + x | a)", frame, sm.families.Poisson(),
                       n_in=(2,))
     assert [t.local for t in same.terms] == [True, True]

@@ -27,6 +27,7 @@ The driver holds level dictionaries and p × p factors, never an O(n) array.
 import copy
 import re
 import sys
+from types import SimpleNamespace
 import warnings
 
 import numpy as np
@@ -48,7 +49,7 @@ from ..levels import factor_codes
 from ..r_formula import R_NAMESPACE, has_formula_dot, referenced_columns, translate_formula
 from ..validation import check_family, numeric_vector
 from . import frame_passes as fp
-from .data import PartitionedDesign, TermInfo
+from .data import PartitionedDesign, TermInfo, partitioning_term
 from .portable import Portable
 
 __all__ = ["partition_frame"]
@@ -266,7 +267,9 @@ def _term_levels(dask, raws, ctx):
 
 def _design_decisions(dask, raws, ctx, names, n_out):
     """Kept columns (R's rank rule on the stacked R factors), the output partition
-    of each level of the partitioning term, and which terms are local."""
+    of each level of the partitioning term (:func:`data.partitioning_term`, the
+    outermost factor), which terms are local, and the partitioning term's
+    position in the model order."""
     c = ctx.value
     found = _compute(dask, [dask.delayed(fp.design_statistics)(raw, ctx) for raw in raws])
     stacked = np.vstack([f["R"] for f in found])
@@ -274,14 +277,21 @@ def _design_decisions(dask, raws, ctx, names, n_out):
         kept = drop_collinear_columns(stacked, names, stacklevel=4)[1]
     else:
         kept = np.zeros(0, dtype=np.intp)
-    counts = np.sum([f["counts"] for f in found], axis=0)
+    n_terms = len(c["order"])
+
+    def nested_in(a, b):  # each level of term a occurs with one level of term b
+        if a == b:
+            return True
+        pairs = np.unique(np.concatenate([f["pairs"][a, b] for f in found]), axis=0)
+        return len(np.unique(pairs[:, 0])) == len(pairs)
+
+    sizes = [SimpleNamespace(n_levels=c["n_levels"][j]) for j in c["order"]]
+    by = partitioning_term(sizes, nested_in)
+    counts = np.sum([f["counts"][by] for f in found], axis=0)
     before = np.cumsum(counts) - counts  # split_model's rule: contiguous runs of levels
     level_part = np.minimum(before * n_out // max(int(counts.sum()), 1), n_out - 1)
-    local = [True]
-    for k in range(len(c["order"]) - 1):
-        pairs = np.unique(np.concatenate([f["pairs"][k] for f in found]), axis=0)
-        local.append(len(np.unique(pairs[:, 0])) == len(pairs))
-    return kept, level_part, local
+    local = [nested_in(a, by) for a in range(n_terms)]
+    return kept, level_part, local, by
 
 
 def _caller_namespace(depth):
@@ -419,7 +429,8 @@ def _complete_part(dask, raws, ctx, meta, termlists, eval_env, tparsed, model):
     c["n_levels"] = n_levels
     c["order"] = sorted(range(len(levels)), key=lambda j: -n_levels[j])
     names = list(c["infos"]["rhs"].column_names)
-    kept, level_part, local = _design_decisions(dask, raws, ctx, names, model["n_out"])
+    kept, level_part, local, c["by"] = _design_decisions(dask, raws, ctx, names,
+                                                         model["n_out"])
     c["kept"] = None if len(kept) == len(names) else kept
     c["level_part"] = level_part
     c["n_out"] = model["n_out"]

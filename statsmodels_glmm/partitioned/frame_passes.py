@@ -269,8 +269,9 @@ def _fixed_design(frame, c):
 
 
 def design_statistics(raw, ctx):
-    """R of X = QR (all columns), the row count per level of the partitioning
-    term and the (level, partitioning level) pairs of the other terms."""
+    """R of X = QR (all columns), the row count per level of every term, and the
+    distinct (level of term i, level of term j) pairs of every two terms (model
+    order), from which the driver decides which factors nest in which."""
     c = ctx.value
     frame = complete_frame(raw, ctx)
     exog = _fixed_design(frame, c)[1]
@@ -278,9 +279,9 @@ def design_statistics(raw, ctx):
          else np.zeros((0, exog.shape[1])))
     refs = term_refs(frame, c)
     order = c["order"]
-    first = refs[order[0]]
-    counts = np.bincount(first, minlength=c["n_levels"][order[0]])
-    pairs = [np.unique(np.stack([refs[j], first], axis=1), axis=0) for j in order[1:]]
+    counts = [np.bincount(refs[j], minlength=c["n_levels"][j]) for j in order]
+    pairs = {(a, b): np.unique(np.stack([refs[i], refs[j]], axis=1), axis=0)
+             for a, i in enumerate(order) for b, j in enumerate(order) if a != b}
     return {"R": R, "counts": counts, "pairs": pairs}
 
 
@@ -313,7 +314,7 @@ def partition_pieces(raw, ctx, first_row):
           for info in c["infos"]["bars"]]
     order = c["order"]
     offset = _offset(frame, c)
-    target = c["level_part"][refs[order[0]]]
+    target = c["level_part"][refs[order[c["by"]]]]
     rows = first_row + np.arange(len(frame))
     pieces = []
     for p in range(c["n_out"]):
