@@ -210,19 +210,28 @@ class PartitionState:
             return (0.0, A_cc, r_c), (None, None, None)
         factor = self.system.factor(self._scaled, w)
         r_local = self.system.rhs(self._scaled, weighted)
+        k = len(self.re.terms)
         y, X = [], []  # forward solve of the local blocks; X_j = A_cj L_jj⁻ᵀ ...
-        for j in range(len(self.re.terms)):
+        for j in range(k):
             v = r_local[j]
             for l in range(j):
                 v = v - matmul(factor.lower[j, l], y[l])
             y.append(factor.diag[j].solve(v))
             A_cj = C.cross(w, self.system, self._scaled, j)
+            if k == 1:
+                # one local term: A_c1 stays sparse (a level of the partitioning
+                # factor meets few crossed levels), so L_c1 L_c1ᵀ costs Σ nnz² per
+                # column instead of q_c² q_1
+                X.append(_sparse_rdiv_t(A_cj, factor.diag[0]))
+                continue
+            A_cj = A_cj.toarray()
             for l in range(j):
                 A_cj = subtract(A_cj, product_t(X[l], factor.lower[j, l]))
             X.append(np.asarray(factor.diag[j].rdiv_t(A_cj)))
         schur, rhs = A_cc, r_c.copy()
         for Xj, yj in zip(X, y):
-            schur = schur - Xj @ Xj.T
+            gram = Xj @ Xj.T
+            schur = schur - (gram.toarray() if sp.issparse(gram) else gram)
             rhs = rhs - Xj @ yj
         return (factor.logdet2(), schur, rhs), (factor, y, X)
 
@@ -361,15 +370,26 @@ class CentralDesign:
         return np.block(blocks) if blocks else np.zeros((0, 0))
 
     def cross(self, w, system, scaled, j):
-        """Cᵀ W Z_j Λ_j for local term j, dense (m_c, q_j)."""
+        """Cᵀ W Z_j Λ_j for local term j, sparse (m_c, q_j) (the X rows dense)."""
         parts = []
         if self.Z is not None:
             term = system.re.terms[j]
             Zj = _sparse_rows(scaled[j], term.refs, term.n_re)
-            parts.append((self.Z.multiply(w[:, None]).tocsr().T @ Zj).toarray())
+            parts.append(self.Z.multiply(w[:, None]).tocsr().T @ Zj)
         if self.X is not None:
-            parts.append(system._x_border(j, scaled, w, self.X))
-        return np.vstack(parts)
+            parts.append(sp.csr_matrix(system._x_border(j, scaled, w, self.X)))
+        return sp.vstack(parts, format="csr")
+
+
+def _sparse_rdiv_t(A, diag):
+    """A L⁻ᵀ for a sparse A and a block-diagonal factor L (per-level S x S blocks)."""
+    inv_t = np.transpose(diag.inverse, (0, 2, 1))
+    ell, s = inv_t.shape[0], inv_t.shape[1]
+    rows = np.repeat(np.arange(ell * s).reshape(ell, s), s, axis=1).ravel()
+    cols = np.tile(np.arange(ell * s).reshape(ell, s), (1, s)).ravel()
+    # block l maps column l*S + a of A to column l*S + b with weight inv_t[l, a, b]
+    block = sp.csr_matrix((inv_t.ravel(), (rows, cols)), shape=(ell * s, ell * s))
+    return (A @ block).tocsr()
 
 
 def _max_abs(x):
