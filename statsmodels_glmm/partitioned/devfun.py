@@ -106,7 +106,7 @@ def central_pirls(executor, theta, disp, beta, v0, joint, information, canonical
             break
     else:
         raise PirlsError(f"PIRLS did not converge in {maxit} iterations")
-    final = executor.map("central_finish", True, not canonical)
+    final = pieces if canonical else executor.map("central_finish")
     S, _ = _assemble(final, penalty)
     logdet = sum(p.logdet for p in final)
     if q_c:

@@ -106,13 +106,12 @@ class PartitionState:
     def _central_design(self, theta, joint):
         """The central columns: Z_c Λ_c (sparse, global crossed levels) and, in the
         joint iteration, X (dense), as a :class:`CentralDesign`."""
-        blocks = []
+        terms = []
         for j, size in zip(self.central, self.central_sizes):
             s = self.data.z[j].shape[1]
             zt = self.data.z[j] @ _factor(theta[self.slices[j]], s)
-            blocks.append(_sparse_rows(zt, self.data.refs[j], size))
-        Z = sp.hstack(blocks, format="csr") if blocks else None
-        return CentralDesign(Z, self.data.exog if joint else None)
+            terms.append((self.data.refs[j], zt, size))
+        return CentralDesign(terms, self.data.exog if joint else None)
 
     # -- regime S: the whole PIRLS inside the partition ----------------------------------------
     def deviance(self, theta, disp, beta, nAGQ, information):
@@ -120,6 +119,7 @@ class PartitionState:
         warm start, then Laplace (nAGQ ≤ 1) or adaptive quadrature."""
         if self.nobs == 0:
             return 0.0
+        self._settle()
         fixed = self.data.offset + self.data.exog @ beta
         scaled = self._scaled_local(theta)
         modes = pirls(self.response, self.re, self.system, scaled, fixed, self.warm_u, disp,
@@ -137,6 +137,7 @@ class PartitionState:
         of the best evaluation so far (the joint stage, as
         :class:`devfun.DevianceFunction`), ``"promote"``, the last ones, which
         the driver found to be the best so far."""
+        self._settle()
         if warm == "promote" or self.best_u is None:
             self.best_u = self.warm_u
         start = self.best_u if warm != "last" else self.warm_u
@@ -162,18 +163,21 @@ class PartitionState:
         self._trial = self._evaluate(u_half, v, step=_max_abs(u_half - self._base[1]))
         return self._trial[0]
 
-    def central_finish(self, accept, information_pieces):
-        """End the iteration: keep the modes as the warm start; with
-        ``information_pieces`` re-weight the pieces at the modes with the
-        information the Laplace approximation uses (a non-canonical link)."""
-        if accept:
-            self._base = self._trial
-        pieces, u, _ = self._base
-        self.warm_u = u
-        if not information_pieces:
-            return pieces
-        theta, disp, beta, joint, information = self._setup
-        return self._evaluate(u, self._v, step=0.0, information=information)[0]
+    def _settle(self):
+        """After a central iteration the driver has accepted the last trial: its
+        local modes become the warm start (folded into the next task, which saves
+        a round per evaluation)."""
+        if self._trial is not None:
+            self.warm_u = self._trial[1]
+            self._trial = self._base = None
+
+    def central_finish(self):
+        """Pieces at the modes with the information the Laplace approximation
+        uses (a non-canonical link; for a canonical one the last trial's pieces
+        are those already)."""
+        self._settle()
+        information = self._setup[4]
+        return self._evaluate(self.warm_u, self._v, step=0.0, information=information)[0]
 
     def _evaluate(self, u, v, step, information=None):
         """Objective and pieces at (u_local, v); ``information`` None: the working
@@ -298,6 +302,7 @@ class PartitionState:
         scaled Pearson residuals' quantiles at ``probs`` and Σ unit deviances."""
         if self.nobs == 0:
             return None, 0.0, 0
+        self._settle()
         resp = self.response
         eta = self.data.offset + self.data.exog @ beta
         if self.re is not None:
@@ -311,6 +316,7 @@ class PartitionState:
 
     def local_modes(self):
         """(global level codes per local term, the local modes) for ranef()."""
+        self._settle()
         return self.local_levels, self.warm_u
 
 
@@ -322,60 +328,99 @@ def _factor(theta, s):
     return T
 
 
-def _sparse_rows(zt, refs, n_cols):
-    """The (n, n_cols) CSR matrix with row i holding zt[i] at level refs[i]'s columns."""
-    n, s = zt.shape
-    cols = (refs[:, None] * s + np.arange(s)).ravel()
-    return sp.csr_matrix((zt.ravel(), cols, np.arange(0, n * s + 1, s)), shape=(n, n_cols))
-
-
 @dataclass
 class CentralDesign:
-    """The columns of the central unknowns v = (u_crossed, β): Z_c Λ_c (sparse, or
-    None) and X (dense, or None, when β is fixed)."""
+    """The columns of the central unknowns v = (u_crossed, β): per crossed term its
+    rows' level codes, their Z Λ values and its number of random effects, and X
+    (dense, or None when β is fixed). Products are accumulated with ``bincount``
+    on level codes, as :class:`blocked_cholesky.PenalizedSystem` does."""
 
-    Z: object
+    terms: list
     X: object
 
+    @property
+    def n_re(self):
+        return sum(size for _, _, size in self.terms)
+
+    def _columns(self, refs, zt, a):
+        return refs * zt.shape[1] + a
+
     def matvec(self, v):
-        out = 0.0
-        q = 0
-        if self.Z is not None:
-            q = self.Z.shape[1]
-            out = self.Z @ v[:q]
+        out, start = 0.0, 0
+        for refs, zt, size in self.terms:
+            u = v[start:start + size].reshape(-1, zt.shape[1])
+            out = out + np.einsum("ij,ij->i", zt, u[refs])
+            start += size
         if self.X is not None:
-            out = out + self.X @ v[q:]
+            out = out + self.X @ v[start:]
         return out
 
     def rmatvec(self, r):
-        parts = [] if self.Z is None else [self.Z.T @ r]
+        parts = []
+        for refs, zt, size in self.terms:
+            s = zt.shape[1]
+            cols = [np.bincount(refs, weights=r * zt[:, a], minlength=size // s)
+                    for a in range(s)]
+            parts.append(np.column_stack(cols).ravel())
         if self.X is not None:
             parts.append(self.X.T @ r)
         return np.concatenate(parts) if parts else np.empty(0)
 
+    def _pair(self, w, left, right):
+        """Dense block Σ_i w_i (Z_k Λ_k)_i' (Z_l Λ_l)_i of two crossed terms."""
+        (rk, zk, qk), (rl, zl, ql) = left, right
+        if left is right:  # block diagonal: per level S x S
+            s = zk.shape[1]
+            out = np.zeros((qk, qk))
+            for a in range(s):
+                for b in range(s):
+                    idx = np.arange(qk // s) * s
+                    out[idx + a, idx + b] = np.bincount(rk, weights=w * zk[:, a] * zk[:, b],
+                                                        minlength=qk // s)
+            return out
+        out = np.zeros(qk * ql)
+        for a in range(zk.shape[1]):
+            wa = w * zk[:, a]
+            for b in range(zl.shape[1]):
+                flat = self._columns(rk, zk, a).astype(np.int64) * ql + self._columns(rl, zl, b)
+                out += np.bincount(flat, weights=wa * zl[:, b], minlength=qk * ql)
+        return out.reshape(qk, ql)
+
+    def _with_x(self, w, term):
+        """Σ_i w_i (Z_k Λ_k)_i' x_i, dense (q_k, p)."""
+        refs, zt, size = term
+        out = np.empty((size, self.X.shape[1]))
+        for a in range(zt.shape[1]):
+            wa = w * zt[:, a]
+            for c in range(self.X.shape[1]):
+                out[a::zt.shape[1], c] = np.bincount(refs, weights=wa * self.X[:, c],
+                                                     minlength=size // zt.shape[1])
+        return out
+
     def gram(self, w):
         """Cᵀ W C, dense."""
-        blocks = []
-        if self.Z is not None:
-            Zw = self.Z.multiply(w[:, None]).tocsr()
-            blocks.append([(self.Z.T @ Zw).toarray()])
-            if self.X is not None:
-                blocks[0].append(np.asarray(Zw.T @ self.X))
+        rows = [[self._pair(w, tk, tl) for tl in self.terms] for tk in self.terms]
         if self.X is not None:
-            xwx = self.X.T @ (w[:, None] * self.X)
-            if blocks:
-                blocks.append([blocks[0][1].T, xwx])
-            else:
-                blocks.append([xwx])
-        return np.block(blocks) if blocks else np.zeros((0, 0))
+            border = [self._with_x(w, tk) for tk in self.terms]
+            for row, b in zip(rows, border):
+                row.append(b)
+            rows.append([b.T for b in border] + [self.X.T @ (w[:, None] * self.X)])
+        return np.block(rows) if rows else np.zeros((0, 0))
 
     def cross(self, w, system, scaled, j):
         """Cᵀ W Z_j Λ_j for local term j, sparse (m_c, q_j) (the X rows dense)."""
+        term = system.re.terms[j]
+        zj, sj = scaled[j], scaled[j].shape[1]
         parts = []
-        if self.Z is not None:
-            term = system.re.terms[j]
-            Zj = _sparse_rows(scaled[j], term.refs, term.n_re)
-            parts.append(self.Z.multiply(w[:, None]).tocsr().T @ Zj)
+        for refs, zt, size in self.terms:
+            rows, cols, vals = [], [], []
+            for a in range(zt.shape[1]):
+                for b in range(sj):
+                    rows.append(self._columns(refs, zt, a))
+                    cols.append(term.refs * sj + b)
+                    vals.append(w * zt[:, a] * zj[:, b])
+            parts.append(sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows),
+                                        np.concatenate(cols))), shape=(size, term.n_re)))
         if self.X is not None:
             parts.append(sp.csr_matrix(system._x_border(j, scaled, w, self.X)))
         return sp.vstack(parts, format="csr")
@@ -385,6 +430,8 @@ def _sparse_rdiv_t(A, diag):
     """A L⁻ᵀ for a sparse A and a block-diagonal factor L (per-level S x S blocks)."""
     inv_t = np.transpose(diag.inverse, (0, 2, 1))
     ell, s = inv_t.shape[0], inv_t.shape[1]
+    if s == 1:  # scalar term: a column scaling
+        return (A @ sp.diags(inv_t[:, 0, 0])).tocsr()
     rows = np.repeat(np.arange(ell * s).reshape(ell, s), s, axis=1).ravel()
     cols = np.tile(np.arange(ell * s).reshape(ell, s), (1, s)).ravel()
     # block l maps column l*S + a of A to column l*S + b with weight inv_t[l, a, b]
