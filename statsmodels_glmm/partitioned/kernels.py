@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import blas as sla_blas
 import scipy.sparse as sp
 
 from ..blocked_cholesky import PenalizedSystem
@@ -234,8 +235,7 @@ class PartitionState:
             X.append(np.asarray(factor.diag[j].rdiv_t(A_cj)))
         schur, rhs = A_cc, r_c.copy()
         for Xj, yj in zip(X, y):
-            gram = Xj @ Xj.T
-            schur = schur - (gram.toarray() if sp.issparse(gram) else gram)
+            schur = schur - _gram(Xj)
             rhs = rhs - Xj @ yj
         return (factor.logdet2(), schur, rhs), (factor, y, X)
 
@@ -424,6 +424,20 @@ class CentralDesign:
         if self.X is not None:
             parts.append(sp.csr_matrix(system._x_border(j, scaled, w, self.X)))
         return sp.vstack(parts, format="csr")
+
+
+def _gram(X, dense_above=0.01):
+    """X Xᵀ as a dense matrix: a sparse product while X is very sparse (cost
+    Σ nnz² per column), else BLAS's syrk on X made dense (a sparse product's
+    bookkeeping costs more than the flops once columns hold many entries)."""
+    if sp.issparse(X):
+        if X.nnz <= dense_above * X.shape[0] * X.shape[1]:
+            return (X @ X.T).toarray()
+        X = X.toarray()
+    if X.size == 0:
+        return np.zeros((X.shape[0], X.shape[0]))
+    upper = sla_blas.dsyrk(1.0, np.asfortranarray(X))
+    return np.triu(upper) + np.triu(upper, 1).T
 
 
 def _sparse_rdiv_t(A, diag):
