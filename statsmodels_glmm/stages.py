@@ -22,6 +22,7 @@ import scipy.linalg as sla
 import statsmodels.api as sm
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
+from .chunked import max_abs_product, weighted_gram
 from .convergence import check_convergence, choose_vcov, try_boundary
 from .derivatives import curvature_steps, gradient_and_curvature, numerical_hessian
 from .devfun import DevianceFunction
@@ -75,9 +76,11 @@ def glm_start_values(model):
         w, dmu = kernel.irls_quantities(eta, mu, kernel.default_dispersion())
         z = eta - model.offset + (resp.y - mu) / dmu
         ok = np.isfinite(z) & np.isfinite(w) & (w > 0)
-        Xw = basis.X[ok] * w[ok, None]
+        # rows left out get weight 0 (and z 0, as 0 * inf is NaN): no copy of X[ok]
+        w, z = np.where(ok, w, 0.0), np.where(ok, z, 0.0)
         try:
-            beta = basis.to_external(np.linalg.solve(Xw.T @ basis.X[ok], Xw.T @ z[ok]))
+            beta = basis.to_external(np.linalg.solve(weighted_gram(basis.X, w),
+                                                     basis.X.T @ (w * z)))
         except np.linalg.LinAlgError:
             beta = np.zeros(model.k_fe)
         if not np.all(np.isfinite(beta)):
@@ -329,7 +332,7 @@ def beta_whitening(model, theta, beta, disp, u, max_reach=10.0):
     except np.linalg.LinAlgError:
         return np.eye(model.k_fe)
     C = model.design_basis.external_cholesky(root)
-    reach = np.max(np.abs(model.exog @ C), axis=0, initial=0.0)
+    reach = max_abs_product(model.exog, C)
     with np.errstate(divide="ignore"):
         return C * np.minimum(1.0, max_reach / reach)
 
