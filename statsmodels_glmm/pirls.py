@@ -187,11 +187,6 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
         sol = factor.solve(rhs)
         u_new = np.concatenate(sol[:len(re.terms)]) if q else u
         b_new = sol[-1] if joint else None
-        if stalls and _largest_step(u_new, u, b_new, b) <= step_tol:
-            # the objective settled at the last step and the next full step is
-            # within step_tol: u passes the test below already, and the factor is
-            # at u, so evaluating the objective at u_new (an O(n) pass) is skipped
-            break
         for _ in range(max_halvings):
             fixed_new = offset + X @ b_new if joint else fixed
             eta_n, mu_n, neg2ll_n, pdev_n = _objective(
