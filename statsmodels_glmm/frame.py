@@ -41,6 +41,8 @@ __all__ = ["check_design_finite", "check_values", "count_expression_missing",
 
 # the evaluated response is stored under this name for the formula engine
 RESPONSE_COLUMN = "__response__"
+# above this many rows the design is not copied into column-major order
+_COPY_ROWS = 100_000
 
 
 def _is_mixed_object(values):
@@ -496,7 +498,11 @@ def formula_model(cls, formula, frame, eval_env, **kwargs):
     """
     endog, exog = dmatrices(formula, frame, eval_env=EvalEnvironment([eval_env]),
                             NA_action="raise", return_type="matrix")
-    frames = [pd.DataFrame(np.asarray(m), index=frame.index, copy=False,
+    # pandas' column-major layout, as statsmodels' frames have it (BLAS rounds
+    # products with it as before), except on large data, where the copy costs
+    # the size of the design
+    layout = "C" if len(frame) > _COPY_ROWS else "F"
+    frames = [pd.DataFrame(np.asarray(m, order=layout), index=frame.index, copy=False,
                            columns=m.design_info.column_names) for m in (endog, exog)]
     kwargs.update(missing="raise", missing_idx=None, formula=formula,
                   model_spec=exog.design_info)
