@@ -23,6 +23,7 @@ No CHOLMOD, no fill-reducing permutation and no q x q matrix for the first term.
 import numpy as np
 import scipy.linalg as sla
 
+from .chunked import weighted_gram
 from .nested_blocks import NestedBlock, gram_diagonal, matmul, matmul_t, product_t, subtract
 
 __all__ = ["BlockDiagonalFactor", "DenseFactor", "BlockedCholesky", "PenalizedSystem"]
@@ -328,7 +329,7 @@ class PenalizedSystem:
                 lower[j, i] = self._off_diagonal(j, i, scaled, w)
         if X is not None:
             k = len(self.re.terms)
-            xwx = X.T @ (w[:, None] * X)
+            xwx = weighted_gram(X, w)
             if ridge is not None:
                 xwx[np.diag_indices_from(xwx)] += ridge
             diag.append(xwx)

@@ -202,8 +202,7 @@ def _recomputed_modes(res, modes):
     if model.is_lmm:
         return eta, eta, model.response.neg2loglik_obs(eta, res.fit_record.dispersion)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        mu = model.response.mu(eta)
-        neg2ll = model.response.neg2loglik_obs(mu, res.fit_record.dispersion)
+        mu, neg2ll = model.response.mu_and_neg2ll(eta, res.fit_record.dispersion)
     return eta, mu, neg2ll
 
 

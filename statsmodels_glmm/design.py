@@ -14,6 +14,8 @@ import numpy as np
 import scipy.linalg as sla
 from statsmodels.tools.sm_exceptions import ValueWarning
 
+from .chunked import triangular_factor
+
 __all__ = ["DesignBasis", "independent_columns", "analyse_design", "drop_collinear_columns"]
 
 # above this condition number of X the fit uses the orthogonal basis
@@ -22,8 +24,7 @@ _MAX_COND = 1e3
 
 def _triangular_factor(X):
     """R of X = Q R (min(n, p) x p)."""
-    R = sla.qr(X, mode="r", check_finite=False)[0]
-    return R[:min(R.shape), :]
+    return triangular_factor(X)
 
 
 def _independent(R, tol):

@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from patsy import EvalEnvironment, PatsyError, dmatrices, dmatrix
+from patsy import EvalEnvironment, ModelDesc, PatsyError, dmatrices, dmatrix
 import patsy.builtins
 import statsmodels.genmod.families as fam
 from statsmodels.tools.sm_exceptions import ValueWarning
@@ -37,10 +37,12 @@ from .validation import as_data_frame, numeric_vector, select_rows
 __all__ = ["check_design_finite", "check_values", "count_expression_missing",
            "normalize_columns", "prepare_newdata", "evaluate_response", "binary_response",
            "referenced_columns", "check_covariate_dtypes", "RESPONSE_COLUMN",
-           "ModelFrame", "model_frame", "check_proportion"]
+           "ModelFrame", "model_frame", "check_proportion", "formula_model"]
 
 # the evaluated response is stored under this name for the formula engine
 RESPONSE_COLUMN = "__response__"
+# above this many rows the design is not copied into column-major order
+_COPY_ROWS = 100_000
 
 
 def _is_mixed_object(values):
@@ -404,12 +406,37 @@ def _total_offset(frame, parsed, explicit, rows, eval_env):
     return total
 
 
+def _plain_columns(formula, frame):
+    """The columns a formula reads when each of its factors is a column name (no
+    function or transform of one), else None."""
+    try:
+        desc = ModelDesc.from_formula(formula)
+    except PatsyError:
+        return None
+    names = set()
+    for term in desc.lhs_termlist + desc.rhs_termlist:
+        for factor in term.factors:
+            code = getattr(factor, "code", None)
+            if code not in frame.columns:
+                return None
+            names.add(code)
+    return sorted(names)
+
+
 def _observed_rows(frame, pieces, parsed, na_action, env):
     """Rows where the fixed design, the offsets and every random-effects term are
     defined (formula engine's missing-value rule)."""
     ok = pd.Series(True, index=frame.index)
     with np.errstate(all="ignore"):
         for i, piece in enumerate(pieces):
+            plain = _plain_columns(piece, frame) if i == 0 and na_action == "drop" else None
+            if plain is not None:
+                # columns used as they are (infinite values were refused before):
+                # the rows the design keeps are those where they are observed, and
+                # building it here (a copy of the size of X, twice) is not needed
+                for name in plain:
+                    ok &= frame[name].notna()
+                continue
             if i == 0:
                 _, design = dmatrices(piece, frame, eval_env=env, NA_action=na_action,
                                       return_type="dataframe")
@@ -457,4 +484,29 @@ def _complete_cases(frame, fixed_formula, parsed, extra, missing, eval_env):
             ok &= observed
     if missing == "raise" and not ok.all():
         raise ValueError("missing values in the grouping factors")
-    return frame[ok.to_numpy()]
+    return frame if ok.all() else frame[ok.to_numpy()]
+
+
+def formula_model(cls, formula, frame, eval_env, **kwargs):
+    """statsmodels' ``Model.from_formula`` on a complete model frame, keeping one
+    copy of the design.
+
+    statsmodels asks patsy for data frames, and pandas copies patsy's matrix
+    into its own layout: the design exists twice at once (2 GB at 1e7 rows and
+    11 columns). Here patsy's matrix becomes the data frame's values as it is.
+    The rows are complete already, so missing values are an error.
+    """
+    endog, exog = dmatrices(formula, frame, eval_env=EvalEnvironment([eval_env]),
+                            NA_action="raise", return_type="matrix")
+    # pandas' column-major layout, as statsmodels' frames have it (BLAS rounds
+    # products with it as before), except on large data, where the copy costs
+    # the size of the design
+    layout = "C" if len(frame) > _COPY_ROWS else "F"
+    frames = [pd.DataFrame(np.asarray(m, order=layout), index=frame.index, copy=False,
+                           columns=m.design_info.column_names) for m in (endog, exog)]
+    kwargs.update(missing="raise", missing_idx=None, formula=formula,
+                  model_spec=exog.design_info)
+    model = cls(*frames, **kwargs)
+    model.formula = formula
+    model.data.frame = frame
+    return model

@@ -34,7 +34,7 @@ from .devfun import DevianceFunction
 from .diagnostics import warn_diverging, warn_separation, warn_singular
 from .families import BinomialKernel, NegativeBinomialKernel, kernel_class
 from .formula_parser import parse_formula
-from .frame import RESPONSE_COLUMN, check_proportion, model_frame
+from .frame import RESPONSE_COLUMN, check_proportion, formula_model, model_frame
 from .lmm import fit_lmm
 from .params import ParameterLayout
 from .pickling import RFormulaPickling
@@ -240,18 +240,18 @@ class GLMM(RFormulaPickling, InMemoryOperations, base.LikelihoodModel):
         mf = model_frame(formula, data, parsed, kernel_class(family) is BinomialKernel,
                          subset, weights, offset, missing.replace("exclude", "drop"),
                          eval_env)
-        # statsmodels evaluates the fixed part, so the model gets formula names,
-        # model_spec (predict, wald_test_terms) and pickling support. What
-        # update() needs to refit as lme4 does is the data as given, not the rows
-        # this model kept (another formula may use other columns).
+        # the fixed part as statsmodels' from_formula makes it, so the model gets
+        # formula names, model_spec (predict, wald_test_terms) and pickling support.
+        # What update() needs to refit as lme4 does is the data as given, not the
+        # rows this model kept (another formula may use other columns).
         source = {"data": data, "subset": subset, "weights": weights, "offset": offset,
                   "missing": missing}
-        model = super().from_formula(
-            mf.fixed_formula, mf.frame, family=family, random_effects=mf.random_effects,
-            offset=mf.offset, weights=mf.weights, missing="none",
+        model = formula_model(
+            cls, mf.fixed_formula, mf.frame, eval_env, family=family,
+            random_effects=mf.random_effects, offset=mf.offset, weights=mf.weights,
             parsed_formula=mf.parsed, endog_label=mf.parsed.lhs, formula_full=formula,
             source=source, row_labels=mf.frame.index, explicit_offset=mf.explicit_offset,
-            eval_env=eval_env, **kwargs)
+            **kwargs)
         model.na_action = "exclude" if missing == "exclude" else "omit"
         return model
 

@@ -68,8 +68,7 @@ def _objective(response, re, scaled, fixed_eta, u, phi):
     # a step can leave the mean's domain (e.g. μ < 0 with an inverse link); the
     # objective is then NaN/inf, which the step-halving below handles
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        mu = response.mu(eta)
-        neg2ll = response.neg2loglik_obs(mu, phi)
+        mu, neg2ll = response.mu_and_neg2ll(eta, phi)
     return eta, mu, neg2ll, float(neg2ll.sum() + u @ u)
 
 
@@ -202,9 +201,7 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
                 "PIRLS step-halvings failed to reduce the penalized deviance"
             )
         change = pdev - pdev_n
-        step = np.max(np.abs(u_new - u), initial=0.0)
-        if joint:
-            step = max(step, np.max(np.abs(b_new - b), initial=0.0))
+        step = _largest_step(u_new, u, b_new, b)
         u, b, fixed = u_new, b_new, fixed_new
         eta, mu, neg2ll, pdev = eta_n, mu_n, neg2ll_n, pdev_n
         flat = abs(change) <= tol * (abs(pdev) + 1)
@@ -221,6 +218,14 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
                            factor.leading(len(re.terms)), neg2ll, iteration)
     factor = _factor_at_modes(response, system, scaled, eta, mu, phi, information)
     return PirlsResult(u, b if joint else beta, eta, mu, factor, neg2ll, iteration)
+
+
+def _largest_step(u_new, u, b_new=None, b=None):
+    """The largest change of u (and of β, when given)."""
+    step = np.max(np.abs(u_new - u), initial=0.0)
+    if b_new is not None:
+        step = max(step, np.max(np.abs(b_new - b), initial=0.0))
+    return step
 
 
 def _factor_at_modes(response, system, scaled, eta, mu, phi, information):

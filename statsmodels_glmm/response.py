@@ -76,7 +76,13 @@ class Response:
         if self.offset.shape != (n,):
             raise ValueError(f"offset has length {self.offset.size}, expected {n}")
         self.y, self.trials = self._proportions(y, endog_name)
-        self.weights = self.trials * self.prior_weights
+        if prior_weights is None and y.ndim == 1:
+            # unit trials and weights: one read-only vector of ones serves as the
+            # trials, the prior weights and their product (n floats, not 3 n)
+            self.prior_weights = self.trials
+            self.trials.flags.writeable = False
+        self.weights = (self.trials if self.prior_weights is self.trials
+                        else self.trials * self.prior_weights)
         self.kernel = kernel_for(self.family, self, estimate_alpha=estimate_alpha)
         self.kernel.check_support(endog_name)
         self.name = self.kernel.name
@@ -146,6 +152,9 @@ class Response:
 
     def neg2loglik_obs(self, mu, phi=1.0):
         return self.kernel.neg2loglik_obs(mu, phi)
+
+    def mu_and_neg2ll(self, eta, phi=1.0):
+        return self.kernel.mu_and_neg2ll(eta, phi)
 
     def start_eta(self):
         return self.kernel.start_eta()

@@ -22,6 +22,7 @@ import scipy.linalg as sla
 import statsmodels.api as sm
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
+from .chunked import CHUNK_ROWS, max_abs_product, weighted_gram
 from .convergence import check_convergence, choose_vcov, try_boundary
 from .derivatives import curvature_steps, gradient_and_curvature, numerical_hessian
 from .devfun import DevianceFunction
@@ -75,9 +76,14 @@ def glm_start_values(model):
         w, dmu = kernel.irls_quantities(eta, mu, kernel.default_dispersion())
         z = eta - model.offset + (resp.y - mu) / dmu
         ok = np.isfinite(z) & np.isfinite(w) & (w > 0)
-        Xw = basis.X[ok] * w[ok, None]
+        if resp.nobs <= CHUNK_ROWS:  # (small fits keep the rounding they had)
+            Xw = basis.X[ok] * w[ok, None]
+            gram, score = Xw.T @ basis.X[ok], Xw.T @ z[ok]
+        else:  # rows left out get weight 0 (and z 0, as 0 * inf is NaN): no copies
+            w, z = np.where(ok, w, 0.0), np.where(ok, z, 0.0)
+            gram, score = weighted_gram(basis.X, w), basis.X.T @ (w * z)
         try:
-            beta = basis.to_external(np.linalg.solve(Xw.T @ basis.X[ok], Xw.T @ z[ok]))
+            beta = basis.to_external(np.linalg.solve(gram, score))
         except np.linalg.LinAlgError:
             beta = np.zeros(model.k_fe)
         if not np.all(np.isfinite(beta)):
@@ -291,7 +297,7 @@ class InMemoryOperations:
 
     def linear_predictor_reach(self, C):
         """max |X C| per column: how far a unit step along each column moves η."""
-        return np.max(np.abs(self.exog @ C), axis=0, initial=0.0)
+        return max_abs_product(self.exog, C)
 
 
 def _joint_factor(model, theta, disp, u, beta, damped=False):

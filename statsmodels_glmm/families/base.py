@@ -185,6 +185,13 @@ class FamilyKernel:
         ll = self.family.loglike_obs(self.y, mu, var_weights=self.weights, scale=scale)
         return -2.0 * np.where(self.weights > 0, ll, 0.0)
 
+    def mu_and_neg2ll(self, eta, disp=1.0):
+        """(μ, −2 log p(y_i | μ_i)) at η: :meth:`mu` then :meth:`neg2loglik_obs`.
+        A kernel may fuse the two into fewer passes over the data (PIRLS
+        evaluates them together at every step)."""
+        mu = self.mu(eta)
+        return mu, self.neg2loglik_obs(mu, disp)
+
     # -- starting values -------------------------------------------------------------------
     def start_mu(self):
         """R's ``mustart``."""

@@ -3,9 +3,57 @@
 import numpy as np
 from scipy import special
 
+from ..chunked import CHUNK_ROWS
 from .base import _EPS, _LARGE_COUNT, BOUNDED_LINKS, FamilyKernel, _xlog_ratio
 
 __all__ = ["BinomialKernel"]
+
+# The fused form is used while every |η| is below this: the plain form's
+# log(1 − μ) of a rounded μ near 1 (and its clamping of μ to [ε, 1 − ε]) then
+# agrees with it to ~1e-10 relative per row; beyond, where fits degenerate, the
+# plain form is kept so that every response form gives the same numbers
+_FUSED_ETA_MAX = 15.0
+
+
+def _logit_bernoulli(eta, y, mult):
+    """(μ, −2 log p(y | μ)) for 0/1 data and the logit link, from one exp and one
+    log per row (expit and then log μ or log(1 − μ) take two of each).
+
+    With e = exp(−|η|): μ = 1/(1 + e) for η ≥ 0 and e/(1 + e) below, and
+    −log p(y | η) = log(1 + e) + max(η, 0) − y η, where max(η, 0) − y η is exact
+    for y in {0, 1} (0, η or −η). The log of 1 + e rather than log1p(e) (slower here) errs by
+    ~1e-16 in absolute value, as log μ of the rounded μ does. Returns None when
+    some |η| reaches ``_FUSED_ETA_MAX``.
+
+    The rows are taken in cache-sized blocks with two scratch buffers: a numpy
+    expression over all rows would allocate (and page in) a fresh n-vector for
+    every intermediate.
+    """
+    n = eta.shape[0]
+    mu, nll = np.empty(n), np.empty(n)
+    e, r = np.empty(min(n, CHUNK_ROWS)), np.empty(min(n, CHUNK_ROWS))
+    for start in range(0, n, CHUNK_ROWS):
+        rows = slice(start, min(start + CHUNK_ROWS, n))
+        et, m, ll = eta[rows], mu[rows], nll[rows]
+        eb, rb = e[:ll.shape[0]], r[:ll.shape[0]]
+        np.abs(et, out=eb)
+        if eb.max(initial=0.0) >= _FUSED_ETA_MAX:
+            return None
+        np.negative(eb, out=eb)
+        np.exp(eb, out=eb)
+        np.add(eb, 1.0, out=ll)
+        np.reciprocal(ll, out=m)
+        np.log(ll, out=ll)
+        # h = 1 for η ≥ 0, else 0 (copysign: a masked copy or heaviside is slower)
+        np.copysign(0.5, et, out=rb)
+        rb += 0.5
+        np.maximum(eb, rb, out=eb)  # the numerator: 1 for η ≥ 0, else e
+        m *= eb
+        rb -= y[rows]
+        rb *= et  # (h − y) η = max(η, 0) − y η, exactly
+        ll += rb
+    nll *= 2.0 * mult
+    return mu, nll
 
 
 class BinomialKernel(FamilyKernel):
@@ -26,19 +74,22 @@ class BinomialKernel(FamilyKernel):
         y, trials = self.y, self.trials
         self.m = trials if np.any(trials > 1) else self.weights
         with np.errstate(invalid="ignore", divide="ignore"):
-            self.binom_mult = np.where(self.m > 0, self.weights / np.where(
-                self.m > 0, self.m, 1), 0.0)
+            mult = np.where(self.m > 0, self.weights / np.where(self.m > 0, self.m, 1), 0.0)
         # counts m·y and trials m; R's binomial()$aic rounds them, but non-integer
         # counts (R warns) would then make the likelihood disagree with the IRLS
         # equations: the continuous extension (gammaln) is kept instead
-        self._k = self.m * y
-        self._n = self.m
+        k = self.m * y
+        self._bernoulli = bool(np.all((self.m == 1) | (mult == 0)))
+        if self._bernoulli:
+            # 0/1 data need only y (not the four float vectors of the counts'
+            # form) and the multiplier, a scalar for unit weights
+            self.binom_mult = 1.0 if np.all(mult == 1.0) else mult
+            return
+        self.binom_mult, self._k, self._n = mult, k, self.m
         self._nk = self._n - self._k
-        self._bernoulli = bool(np.all((self._n == 1) | (self.binom_mult == 0)))
         self._const = (special.gammaln(self._n + 1) - special.gammaln(self._k + 1)
                        - special.gammaln(self._n - self._k + 1))
-        if not self._bernoulli:  # (0/1 data have a one-log fast path)
-            self._deviance_form(y)
+        self._deviance_form(y)
 
     def _deviance_form(self, y):
         """Precomputed pieces of −2 log p for binomial counts (see neg2loglik_obs):
@@ -103,7 +154,7 @@ class BinomialKernel(FamilyKernel):
         plus −2 log p(y | μ = y), computed once (see PoissonKernel)."""
         # μ is clamped inside (0, 1), so plain logs are safe (and ~10x faster than xlogy)
         if self._bernoulli:  # one log per row: log μ or log(1 − μ)
-            return -2.0 * self.binom_mult * np.log(np.where(self._k > 0, mu, 1.0 - mu))
+            return -2.0 * self.binom_mult * np.log(np.where(self.y > 0, mu, 1.0 - mu))
         out = self._c - self._a * np.log(mu) - self._b * np.log1p(-mu)
         if self._large.size:
             idx = self._large
@@ -114,6 +165,15 @@ class BinomialKernel(FamilyKernel):
                                  m - yl))
             out[idx] = mult * (2.0 * dev + sat)
         return out
+
+    def mu_and_neg2ll(self, eta, disp=1.0):
+        # on large data only: small fits keep the rounding of the plain form, which
+        # degenerate (flat) likelihoods are sensitive to
+        if self.link == "logit" and self._bernoulli and eta.shape[0] > CHUNK_ROWS:
+            fused = _logit_bernoulli(eta, self.y, self.binom_mult)
+            if fused is not None:
+                return fused
+        return super().mu_and_neg2ll(eta, disp)
 
     def start_mu(self):
         return (self.weights * self.y + 0.5) / (self.weights + 1)
