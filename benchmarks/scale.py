@@ -19,6 +19,12 @@ it. To add one, write those two functions and register them.
 S1
     Bernoulli ``y ~ x0 + ... + x9 + (1 | g)``, 1e7 rows, 1e5 levels (one level per
     100 rows), from a pandas DataFrame through ``glmer`` (in memory).
+S2
+    S1's data from Parquet files through a 2-worker ``LocalCluster`` (worker
+    processes; their peak RSS is ``peak_rss_children_MB``).
+C1
+    Crossed Poisson ``y ~ x + (1 | a) + (1 | b)``, 1e6 rows, 10 000 x 1 000 levels,
+    a Dask DataFrame fitted partition by partition in this process.
 """
 
 import argparse
@@ -84,15 +90,72 @@ def fit_s1(data):
     return glmer(f"y ~ {rhs} + (1 | g)", data, family=sm.families.Binomial())
 
 
+def make_s2(rows):
+    """S1's data written to Parquet (one file per 1e6 rows); the frame is dropped."""
+    import tempfile
+
+    frame = simulate_s1(rows)
+    path = Path(tempfile.mkdtemp(prefix="glmm_s2_"))
+    step = 1_000_000
+    for i, start in enumerate(range(0, len(frame), step)):
+        frame.iloc[start:start + step].to_parquet(path / f"part-{i:04d}.parquet")
+    del frame
+    return path
+
+
+def fit_s2(path, n_workers=2):
+    """S1's model read from Parquet by a LocalCluster of worker processes."""
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster
+    import statsmodels.api as sm
+
+    from statsmodels_glmm import glmer
+
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster):
+        data = dd.read_parquet(path)
+        rhs = " + ".join(c for c in data.columns if c.startswith("x"))
+        return glmer(f"y ~ {rhs} + (1 | g)", data, family=sm.families.Binomial(),
+                     npartitions=n_workers)
+
+
+def simulate_c1(rows, levels=(10_000, 1_000), seed=15):
+    """Crossed Poisson y ~ x + (1 | a) + (1 | b): log μ = 0.2 + 0.3 x + a_i + b_j."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, levels[0], rows)
+    b = rng.integers(0, levels[1], rows)
+    x = rng.standard_normal(rows)
+    eta = 0.2 + 0.3 * x + rng.normal(0, 0.5, levels[0])[a] + rng.normal(0, 0.4, levels[1])[b]
+    return pd.DataFrame({"y": rng.poisson(np.exp(eta)), "x": x, "a": a, "b": b})
+
+
+def fit_c1(data):
+    """C1 partitioned in this process (Dask's default scheduler, no cluster)."""
+    import dask.dataframe as dd
+    import statsmodels.api as sm
+
+    from statsmodels_glmm import glmer
+
+    return glmer("y ~ x + (1 | a) + (1 | b)", dd.from_pandas(data, npartitions=2),
+                 family=sm.families.Poisson())
+
+
 WORKLOADS = {
     "S1": Workload("Bernoulli y ~ x0 + ... + x9 + (1 | g), pandas, in memory",
                    10_000_000, simulate_s1, fit_s1),
+    "S2": Workload("S1 from Parquet through a 2-worker LocalCluster (Dask)",
+                   10_000_000, make_s2, fit_s2),
+    "C1": Workload("crossed Poisson y ~ x + (1 | a) + (1 | b), 10 000 x 1 000 levels, "
+                   "partitioned in this process", 1_000_000, simulate_c1, fit_c1),
 }
 
 
-def _peak_rss_mb():
-    """Peak resident set size of this process so far (ru_maxrss is in KiB on Linux)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def _peak_rss_mb(who=resource.RUSAGE_SELF):
+    """Peak resident set size of this process (or of its largest finished child)
+    so far (ru_maxrss is in KiB on Linux)."""
+    peak = resource.getrusage(who).ru_maxrss
     return peak / (2**20 if sys.platform == "darwin" else 2**10)
 
 
@@ -107,6 +170,8 @@ def run_one(name, rows):
     retvals = res.mle_retvals
     return {"workload": name, "rows": rows, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
             "peak_rss_MB": round(_peak_rss_mb()), "rss_data_MB": round(rss_data),
+            "peak_rss_children_MB": round(_peak_rss_mb(resource.RUSAGE_CHILDREN)),
+            "rounds": int(retvals.get("rounds", 0)),
             "neg2ll": float(res.neg2llf),
             "nfev": int(retvals.get("stage1_nfev", 0) + retvals.get("stage2_nfev", 0)),
             "params": [float(v) for v in np.asarray(res.params)]}
