@@ -41,7 +41,7 @@ __all__ = ["LmmBlocks", "BlockAccumulator", "partition_blocks", "accumulate_bloc
 
 # entries of a dense chunk of a Schur product (8 bytes each): bounds the
 # temporaries of the sparse rank update to ~100 MB whatever the block size
-_CHUNK_ENTRIES = 12_000_000
+_CHUNK_ENTRIES = 6_000_000
 
 
 @dataclass
@@ -154,19 +154,34 @@ def partition_blocks(part, sizes):
                      squares)
 
 
-def _merge_pairs(blocks):
-    """One :class:`PairBlock` from several (the sums of the shared pairs)."""
+def _merge_range(blocks, lo, hi):
+    """The merged pairs with keys in [lo, hi) (each block's keys are sorted)."""
+    cuts = [np.searchsorted(b.keys, [lo, hi]) for b in blocks]
+    keys = np.concatenate([b.keys[c0:c1] for b, (c0, c1) in zip(blocks, cuts)])
+    vals = np.concatenate([b.vals[c0:c1] for b, (c0, c1) in zip(blocks, cuts)])
+    uniq, inv = np.unique(keys, return_inverse=True)
+    del keys
+    out = np.empty((uniq.size,) + vals.shape[1:])
+    for a in range(vals.shape[1]):
+        for b in range(vals.shape[2]):
+            out[:, a, b] = np.bincount(inv, weights=vals[:, a, b], minlength=uniq.size)
+    return uniq, out
+
+
+def _merge_pairs(blocks, pieces=16):
+    """One :class:`PairBlock` from several (the sums of the shared pairs), merged
+    in ``pieces`` key ranges so that the sort's temporaries stay a fraction of
+    the lists (a 1e7-pair merge would otherwise need ~1 GB)."""
     if len(blocks) == 1:
         return blocks[0]
-    keys = np.concatenate([b.keys for b in blocks])
-    vals = np.concatenate([b.vals for b in blocks])
-    uniq, inv = np.unique(keys, return_inverse=True)
-    m, si, sj = uniq.size, vals.shape[1], vals.shape[2]
-    out = np.empty((m, si, sj))
-    for a in range(si):
-        for b in range(sj):
-            out[:, a, b] = np.bincount(inv, weights=vals[:, a, b], minlength=m)
-    return PairBlock(uniq, out, blocks[0].ell_j)
+    top = max(int(b.keys[-1]) for b in blocks if b.keys.size) + 1 if any(
+        b.keys.size for b in blocks) else 1
+    bounds = np.linspace(0, top, pieces + 1).astype(np.int64)
+    bounds[-1] = top
+    merged = [_merge_range(blocks, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    keys = np.concatenate([k for k, _ in merged])
+    vals = np.concatenate([v for _, v in merged])
+    return PairBlock(keys, vals, blocks[0].ell_j)
 
 
 class BlockAccumulator:
@@ -263,6 +278,11 @@ def _expanded_csr(pb, si, sj, ell_i, ell_j):
     """CSR pattern of a pair block with its S_i x S_j entries, and the position of
     each stored entry in ``vals.ravel()`` (computed once)."""
     m = pb.keys.size
+    if si == sj == 1:  # keys sorted row-major: CSR order; the values shared, not copied
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(pb.rows, minlength=ell_i))])
+        template = sp.csr_matrix((pb.vals.reshape(-1), pb.cols.astype(np.int32), indptr),
+                                 shape=(ell_i, ell_j), copy=False)
+        return template, None
     rows = (pb.rows[:, None, None] * si + np.arange(si)[None, :, None]) * np.ones(
         (1, 1, sj), dtype=np.int64)
     cols = (pb.cols[:, None, None] * sj + np.arange(sj)[None, None, :]) * np.ones(
@@ -274,14 +294,19 @@ def _expanded_csr(pb, si, sj, ell_i, ell_j):
 
 
 def _gram_lower(mat, B):
-    """mat −= B Bᵀ on and below the diagonal, for a sparse B: row chunks of the
-    sparse product (cost Σ nnz² per column of B, never the dense q² x q₁)."""
+    """mat −= B Bᵀ on and below the diagonal, for a sparse B: by row chunks
+    [s, e) as the transposed product B[:e] B[s:e]ᵀ (B[:e] a view of B's arrays,
+    only the small operand converted), so the cost is Σ nnz² over the columns of
+    B and the temporaries are bounded by ``_CHUNK_ENTRIES``, never q² x q₁."""
     B = B.tocsr()
     q = mat.shape[0]
     step = max(1, _CHUNK_ENTRIES // max(q, 1))
     for s in range(0, q, step):
         e = min(s + step, q)
-        mat[s:e, :e] -= (B[s:e] @ B[:e].T).toarray()
+        nz = B.indptr[e]
+        head = sp.csr_matrix((B.data[:nz], B.indices[:nz], B.indptr[:e + 1]),
+                             shape=(e, B.shape[1]), copy=False)
+        mat[s:e, :e] -= (head @ B[s:e].T.tocsr()).toarray().T
 
 
 def _minus_gram_blocks(blocks, B):
@@ -321,7 +346,13 @@ def _sub(A, B):
 def _rdiv_t(factor, A):
     """A L_jj⁻ᵀ: sparse stays sparse against a block-diagonal factor."""
     if isinstance(factor, BlockDiagonalFactor):
-        return _sparse_rdiv_t(A, factor) if sp.issparse(A) else factor.rdiv_t(np.asarray(A))
+        if not sp.issparse(A):
+            return factor.rdiv_t(np.asarray(A))
+        if factor.size == 1:  # a column scaling over the same index arrays
+            A = A.tocsr()
+            return sp.csr_matrix((A.data * factor.inverse[A.indices, 0, 0], A.indices,
+                                  A.indptr), shape=A.shape, copy=False)
+        return _sparse_rdiv_t(A, factor)
     return factor.rdiv_t(A)
 
 
@@ -368,17 +399,23 @@ class LmmFactor:
         for (i, j), pb in blocks.pairs.items():
             (si, ei), (sj, ej) = self.sizes[i], self.sizes[j]
             template, perm = _expanded_csr(pb, si, sj, ei, ej)
-            identity = np.array_equal(perm, np.arange(perm.size))
-            self._templates[i, j] = (template, None if identity else perm)
+            if perm is not None and np.array_equal(perm, np.arange(perm.size)):
+                perm = None
+            self._templates[i, j] = (template, perm)
         self.theta = None
 
     def _scaled_pair(self, i, j, T):
         """Λ_iᵀ (Z_iᵀWZ_j) Λ_j, sparse with the stored pattern."""
         template, perm = self._templates[i, j]
-        vals = np.einsum("ba,mbc,cd->mad", T[i], self.blocks.pairs[i, j].vals, T[j]).ravel()
-        out = template.copy()
-        out.data = vals if perm is None else vals[perm]
-        return out
+        if T[i].size == T[j].size == 1:
+            vals = template.data * (T[i][0, 0] * T[j][0, 0])
+        else:
+            vals = np.einsum("ba,mbc,cd->mad", T[i], self.blocks.pairs[i, j].vals,
+                             T[j]).ravel()
+            vals = vals if perm is None else vals[perm]
+        # a new matrix over the template's index arrays (shared, never modified)
+        return sp.csr_matrix((vals, template.indices, template.indptr),
+                             shape=template.shape, copy=False)
 
     def update(self, theta):
         """Factor at θ; returns (log|L|² of the random effects, log|R_X|², r²)."""
@@ -408,6 +445,7 @@ class LmmFactor:
                 for l in range(j):
                     mij = _sub(mij, _prod_t(self.lower[i, l], self.lower[j, l]))
                 self.lower[i, j] = _rdiv_t(self.diag[j], mij)
+                del mij
             bx = np.einsum("ba,lbc->lac", T[j], b.zxy[j].reshape(ell, s, -1))
             bx = bx.reshape(ell * s, -1).T
             for l in range(j):
