@@ -570,8 +570,15 @@ def fit_lmm_blocks(blocks, reml=False, optimizer="bobyqa", start=None, maxfun=10
     nfev = [0]
     t0 = time.perf_counter()
 
+    last = [None, None]
+
     def criterion(t):
+        # the optimizer may ask for the same point twice (its start); at 1e4
+        # crossed levels an evaluation costs seconds, so the last one is kept
+        if last[0] is not None and np.array_equal(t, last[0]):
+            return last[1]
         value = lmm_blocks_criterion(factor, t / ts, reml)
+        last[0], last[1] = np.array(t, dtype=float), value
         nfev[0] += 1
         if observer is not None:
             observer(nfev[0], t / ts, value)
@@ -580,7 +587,8 @@ def fit_lmm_blocks(blocks, reml=False, optimizer="bobyqa", start=None, maxfun=10
     opt = minimize(optimizer, criterion, theta0, lower, np.full(theta0.size, 0.2),
                    maxeval=maxfun)
     theta = try_boundary(opt.x, lower, criterion, boundary_tol) / ts
-    value = criterion(theta * ts)
+    value = lmm_blocks_criterion(factor, theta, reml)  # the factor at θ̂ for the solve
+    nfev[0] += 1
     beta, u = factor.solve()
     pwrss = float(np.diagonal(factor.LXX)[-1] ** 2)
     sigma2 = pwrss / (blocks.nobs - blocks.k_fe if reml else blocks.nobs)
