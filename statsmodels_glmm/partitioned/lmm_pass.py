@@ -1,0 +1,597 @@
+"""The linear mixed model from one pass over the data (MixedModels.jl's way).
+
+A Gaussian model with the identity link needs the rows only through the
+cross-products A = [Z X y]ᵀ W [Z X y]. They are accumulated once, partition by
+partition (:func:`accumulate_blocks` over any iterable of
+:class:`~.data.PartitionData`: :func:`~.data.split_model`'s parts, a Dask
+DataFrame's partitions computed one at a time, row batches streamed from a
+Parquet file), and the profiled (RE)ML criterion is then optimized centrally
+(:func:`fit_lmm_blocks`) without touching the rows again.
+
+Blocks, the random-effects terms in the model's order (decreasing levels):
+
+- ``Z_jᵀWZ_j`` per level, (ell, S, S): a row belongs to one level of a term;
+- ``Z_iᵀWZ_j`` (i after j) as a list of the level pairs that occur, with their
+  S_i x S_j values (nnz = distinct pairs, however many rows);
+- ``Z_jᵀW[X y]`` dense (q_j, p + 1), ``[X y]ᵀW[X y]`` dense.
+
+One evaluation at θ factors the scaled matrix bordered by [X y] block by block
+(:class:`LmmFactor`): L₁₁ block diagonal; L_i1 sparse; a later diagonal block
+block diagonal when every earlier factor nests in it, else dense (LAPACK, in
+place); the last diagonal element of the [X y] block is r, the square root of
+the penalized residual sum of squares. The criterion is :mod:`lmm`'s:
+
+    ML:    log|L|² + n (1 + log(2π r² / n)) − Σ log w,
+    REML:  log|L|² + log|R_X|² + (n − p)(1 + log(2π r² / (n − p))) − Σ log w.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+
+from ..blocked_cholesky import BlockDiagonalFactor
+from ..convergence import try_boundary
+from ..optimizer_choice import minimize
+from .kernels import _factor, _sparse_rdiv_t
+
+__all__ = ["LmmBlocks", "BlockAccumulator", "partition_blocks", "accumulate_blocks",
+           "LmmFactor", "LmmBlocksFit", "lmm_blocks_criterion", "fit_lmm_blocks"]
+
+# entries of a dense chunk of a Schur product (8 bytes each): bounds the
+# temporaries of the sparse rank update to ~100 MB whatever the block size
+_CHUNK_ENTRIES = 6_000_000
+
+
+@dataclass
+class PairBlock:
+    """Z_iᵀWZ_j over the level pairs (r of term i, c of term j) that occur.
+
+    ``keys`` = r · ell_j + c, sorted and unique; ``vals`` (m, S_i, S_j)."""
+
+    keys: np.ndarray
+    vals: np.ndarray
+    ell_j: int
+
+    @property
+    def rows(self):
+        return self.keys // self.ell_j
+
+    @property
+    def cols(self):
+        return self.keys % self.ell_j
+
+
+@dataclass
+class LmmBlocks:
+    """The cross-products of one partition, or of all rows.
+
+    Attributes
+    ----------
+    sizes : list of (S, ell)
+        Per random-effects term: covariates and levels.
+    diag : list of ndarray
+        Per term, Z_jᵀWZ_j per level, (ell, S, S).
+    pairs : dict
+        ``pairs[i, j]`` (i > j): a :class:`PairBlock`.
+    zxy : list of ndarray
+        Per term, Z_jᵀW[X y], (ell · S, p + 1).
+    xy : ndarray
+        [X y]ᵀW[X y], (p + 1, p + 1).
+    nobs : int
+    sum_log_w : float
+        Σ log w over the rows with w > 0 (0 without prior weights).
+    z_squares : list of ndarray
+        Per term, Σ z² per covariate (the θ scale of the optimizer).
+    """
+
+    sizes: list
+    diag: list
+    pairs: dict
+    zxy: list
+    xy: np.ndarray
+    nobs: int
+    sum_log_w: float
+    z_squares: list
+
+    @property
+    def k_fe(self):
+        return self.xy.shape[0] - 1
+
+
+def _term_sizes(design):
+    return [(t.n_cov, t.n_levels) for t in design.terms]
+
+
+def partition_blocks(part, sizes):
+    """The cross-products of one partition's rows.
+
+    Parameters
+    ----------
+    part : data.PartitionData
+        Gaussian rows: ``endog`` one column.
+    sizes : list of (S, ell)
+        Per term (model order), covariates and global levels.
+
+    Returns
+    -------
+    LmmBlocks
+    """
+    y = np.asarray(part.endog, dtype=float)
+    if y.ndim != 1:
+        raise ValueError("the one-pass linear mixed model needs a one-column response")
+    w = np.ones(y.size) if part.weights is None else np.asarray(part.weights, dtype=float)
+    xy = np.column_stack([np.asarray(part.exog, dtype=float), y - part.offset])
+    wxy = w[:, None] * xy
+    diag, zxy, squares = [], [], []
+    for (s, ell), refs, z in zip(sizes, part.refs, part.z):
+        blocks = np.empty((ell, s, s))
+        for a in range(s):
+            for b in range(a + 1):
+                blocks[:, a, b] = blocks[:, b, a] = np.bincount(
+                    refs, weights=w * z[:, a] * z[:, b], minlength=ell)
+        diag.append(blocks)
+        cross = np.empty((ell, s, xy.shape[1]))
+        for a in range(s):
+            for c in range(xy.shape[1]):
+                cross[:, a, c] = np.bincount(refs, weights=z[:, a] * wxy[:, c], minlength=ell)
+        zxy.append(cross.reshape(ell * s, -1))
+        squares.append(np.sum(z * z, axis=0))
+    pairs = {}
+    for i in range(len(sizes)):
+        for j in range(i):
+            keys = part.refs[i].astype(np.int64) * sizes[j][1] + part.refs[j]
+            uniq, inv = np.unique(keys, return_inverse=True)
+            vals = np.empty((uniq.size, sizes[i][0], sizes[j][0]))
+            for a in range(sizes[i][0]):
+                for b in range(sizes[j][0]):
+                    vals[:, a, b] = np.bincount(inv, weights=w * part.z[i][:, a]
+                                                * part.z[j][:, b], minlength=uniq.size)
+            pairs[i, j] = PairBlock(uniq, vals, sizes[j][1])
+    sum_log_w = 0.0 if part.weights is None else float(np.sum(np.log(w[w > 0])))
+    return LmmBlocks(list(sizes), diag, pairs, zxy, xy.T @ wxy, int(y.size), sum_log_w,
+                     squares)
+
+
+def _merge_range(blocks, lo, hi):
+    """The merged pairs with keys in [lo, hi) (each block's keys are sorted)."""
+    cuts = [np.searchsorted(b.keys, [lo, hi]) for b in blocks]
+    keys = np.concatenate([b.keys[c0:c1] for b, (c0, c1) in zip(blocks, cuts)])
+    vals = np.concatenate([b.vals[c0:c1] for b, (c0, c1) in zip(blocks, cuts)])
+    uniq, inv = np.unique(keys, return_inverse=True)
+    del keys
+    out = np.empty((uniq.size,) + vals.shape[1:])
+    for a in range(vals.shape[1]):
+        for b in range(vals.shape[2]):
+            out[:, a, b] = np.bincount(inv, weights=vals[:, a, b], minlength=uniq.size)
+    return uniq, out
+
+
+def _merge_pairs(blocks, pieces=16):
+    """One :class:`PairBlock` from several (the sums of the shared pairs), merged
+    in ``pieces`` key ranges so that the sort's temporaries stay a fraction of
+    the lists (a 1e7-pair merge would otherwise need ~1 GB)."""
+    if len(blocks) == 1:
+        return blocks[0]
+    top = max(int(b.keys[-1]) for b in blocks if b.keys.size) + 1 if any(
+        b.keys.size for b in blocks) else 1
+    bounds = np.linspace(0, top, pieces + 1).astype(np.int64)
+    bounds[-1] = top
+    merged = [_merge_range(blocks, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    keys = np.concatenate([k for k, _ in merged])
+    vals = np.concatenate([v for _, v in merged])
+    return PairBlock(keys, vals, blocks[0].ell_j)
+
+
+class BlockAccumulator:
+    """Sums :class:`LmmBlocks` of partitions. The dense blocks are added at once;
+    the pair lists are kept and merged when they have doubled since the last
+    merge (so a stream of many small batches costs O(total log total))."""
+
+    def __init__(self):
+        self.total = None
+        self._pending = {}
+        self._merged = {}
+
+    def add(self, blocks):
+        if self.total is None:
+            self.total = LmmBlocks(blocks.sizes, [d.copy() for d in blocks.diag], {},
+                                   [z.copy() for z in blocks.zxy], blocks.xy.copy(), 0,
+                                   0.0, [s.copy() for s in blocks.z_squares])
+        t = self.total
+        if blocks.sizes != t.sizes:
+            raise ValueError("partitions coded against different designs")
+        if t.nobs:
+            for mine, theirs in zip(t.diag, blocks.diag):
+                mine += theirs
+            for mine, theirs in zip(t.zxy, blocks.zxy):
+                mine += theirs
+            for mine, theirs in zip(t.z_squares, blocks.z_squares):
+                mine += theirs
+            t.xy += blocks.xy
+        t.nobs += blocks.nobs
+        t.sum_log_w += blocks.sum_log_w
+        for key, pb in blocks.pairs.items():
+            pending = self._pending.setdefault(key, [])
+            pending.append(pb)
+            size = sum(p.keys.size for p in pending)
+            if size > 2 * self._merged.get(key, 0) + 1_000_000:
+                self._pending[key] = [_merge_pairs(pending)]
+                self._merged[key] = self._pending[key][0].keys.size
+
+    def result(self):
+        """The :class:`LmmBlocks` of all rows added."""
+        if self.total is None:
+            raise ValueError("no partitions")
+        self.total.pairs = {key: _merge_pairs(p) for key, p in self._pending.items()}
+        self._pending = {key: [p] for key, p in self.total.pairs.items()}
+        return self.total
+
+
+def accumulate_blocks(parts, design):
+    """A = [Z X y]ᵀW[Z X y] in blocks, from one pass over ``parts``.
+
+    Parameters
+    ----------
+    parts : iterable of data.PartitionData
+        Consumed once, one at a time (a generator keeps one partition in memory).
+    design : data.PartitionedDesign or list of (S, ell)
+
+    Returns
+    -------
+    LmmBlocks
+    """
+    sizes = design if isinstance(design, list) else _term_sizes(design)
+    acc = BlockAccumulator()
+    for part in parts:
+        if part.nobs:
+            acc.add(partition_blocks(part, sizes))
+    return acc.result()
+
+
+# -- one evaluation ------------------------------------------------------------------------
+class _DenseLower:
+    """Cholesky factor of a dense block, computed in place (LAPACK potrf on the
+    transposed view: the lower triangle of the C-ordered array becomes L; the
+    strict upper triangle is left as it was and never read)."""
+
+    def __init__(self, mat):
+        _, info = sla.lapack.dpotrf(mat.T, lower=False, overwrite_a=True, clean=False)
+        if info != 0:
+            raise np.linalg.LinAlgError("matrix is not positive definite")
+        self.L = mat
+
+    def logdet2(self):
+        return 2.0 * float(np.sum(np.log(np.diagonal(self.L))))
+
+    def rdiv_t(self, A):
+        """A L⁻ᵀ, dense."""
+        A = A.toarray() if sp.issparse(A) else np.asarray(A)
+        return sla.solve_triangular(self.L, A.T, lower=True, check_finite=False).T
+
+    def solve_t(self, v):
+        return sla.solve_triangular(self.L, v, lower=True, trans="T", check_finite=False)
+
+
+def _expanded_csr(pb, si, sj, ell_i, ell_j):
+    """CSR pattern of a pair block with its S_i x S_j entries, and the position of
+    each stored entry in ``vals.ravel()`` (computed once)."""
+    m = pb.keys.size
+    if si == sj == 1:  # keys sorted row-major: CSR order; the values shared, not copied
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(pb.rows, minlength=ell_i))])
+        template = sp.csr_matrix((pb.vals.reshape(-1), pb.cols.astype(np.int32), indptr),
+                                 shape=(ell_i, ell_j), copy=False)
+        return template, None
+    rows = (pb.rows[:, None, None] * si + np.arange(si)[None, :, None]) * np.ones(
+        (1, 1, sj), dtype=np.int64)
+    cols = (pb.cols[:, None, None] * sj + np.arange(sj)[None, None, :]) * np.ones(
+        (1, si, 1), dtype=np.int64)
+    pos = np.arange(m * si * sj, dtype=np.float64)
+    template = sp.csr_matrix((pos, (rows.ravel(), cols.ravel())),
+                             shape=(ell_i * si, ell_j * sj))
+    return template, template.data.astype(np.int64)
+
+
+def _gram_lower(mat, B):
+    """mat −= B Bᵀ on and below the diagonal, for a sparse B: by row chunks
+    [s, e) as the transposed product B[:e] B[s:e]ᵀ (B[:e] a view of B's arrays,
+    only the small operand converted), so the cost is Σ nnz² over the columns of
+    B and the temporaries are bounded by ``_CHUNK_ENTRIES``, never q² x q₁."""
+    B = B.tocsr()
+    q = mat.shape[0]
+    step = max(1, _CHUNK_ENTRIES // max(q, 1))
+    for s in range(0, q, step):
+        e = min(s + step, q)
+        nz = B.indptr[e]
+        head = sp.csr_matrix((B.data[:nz], B.indices[:nz], B.indptr[:e + 1]),
+                             shape=(e, B.shape[1]), copy=False)
+        mat[s:e, :e] -= (head @ B[s:e].T.tocsr()).toarray().T
+
+
+def _minus_gram_blocks(blocks, B):
+    """Per-level S x S blocks minus those of B Bᵀ (B's rows nest: only they occur)."""
+    ell, s = blocks.shape[0], blocks.shape[1]
+    if sp.issparse(B):
+        if s == 1:
+            return blocks - np.asarray(B.multiply(B).sum(axis=1)).reshape(ell, 1, 1)
+        G = (B @ B.T).tocsr()
+        idx = np.arange(ell) * s
+        out = blocks.copy()
+        for a in range(s):
+            for b in range(s):
+                out[:, a, b] -= np.asarray(G[idx + a, idx + b]).ravel()
+        return out
+    Bb = np.asarray(B).reshape(ell, s, -1)
+    return blocks - np.einsum("lik,ljk->lij", Bb, Bb)
+
+
+def _prod_t(A, B):
+    """A Bᵀ: sparse when both are, else dense."""
+    if sp.issparse(A) and sp.issparse(B):
+        return (A @ B.T).tocsr()
+    if sp.issparse(A):
+        return np.asarray(A @ np.asarray(B).T)
+    if sp.issparse(B):
+        return np.asarray((B @ np.asarray(A).T).T)
+    return A @ B.T
+
+
+def _sub(A, B):
+    if sp.issparse(A) and sp.issparse(B):
+        return (A - B).tocsr()
+    return (A.toarray() if sp.issparse(A) else A) - (B.toarray() if sp.issparse(B) else B)
+
+
+def _rdiv_t(factor, A):
+    """A L_jj⁻ᵀ: sparse stays sparse against a block-diagonal factor."""
+    if isinstance(factor, BlockDiagonalFactor):
+        if not sp.issparse(A):
+            return factor.rdiv_t(np.asarray(A))
+        if factor.size == 1:  # a column scaling over the same index arrays
+            A = A.tocsr()
+            return sp.csr_matrix((A.data * factor.inverse[A.indices, 0, 0], A.indices,
+                                  A.indptr), shape=A.shape, copy=False)
+        return _sparse_rdiv_t(A, factor)
+    return factor.rdiv_t(A)
+
+
+def _nests(pb):
+    """Whether each level of the earlier term meets one level of the later one."""
+    return np.unique(pb.cols).size == pb.keys.size
+
+
+def _term_theta(sizes):
+    """(slices of θ per term, start, lower bound) in lme4's order."""
+    slices, start, lower = [], [], []
+    for s, _ in sizes:
+        slices.append(slice(len(start), len(start) + s * (s + 1) // 2))
+        for c in range(s):
+            for r in range(c, s):
+                start.append(1.0 if r == c else 0.0)
+                lower.append(0.0 if r == c else -np.inf)
+    return slices, np.array(start), np.array(lower)
+
+
+class LmmFactor:
+    """The blocked Cholesky factor of the scaled, bordered cross-product matrix
+
+        [ΛᵀZᵀWZΛ + I   ΛᵀZᵀW[X y]]
+        [[X y]ᵀWZΛ     [X y]ᵀW[X y]]
+
+    at θ, from :class:`LmmBlocks` (the rows are never needed). The sparsity
+    pattern of each pair block and which diagonal blocks stay block diagonal are
+    worked out once; :meth:`update` refactors at a new θ.
+
+    Parameters
+    ----------
+    blocks : LmmBlocks
+    """
+
+    def __init__(self, blocks):
+        self.blocks = blocks
+        self.sizes = blocks.sizes
+        self.slices, self.theta_start, self.theta_lower = _term_theta(self.sizes)
+        k = len(self.sizes)
+        self.nested = [j == 0 or all(_nests(blocks.pairs[j, l]) for l in range(j))
+                       for j in range(k)]
+        self._templates = {}
+        for (i, j), pb in blocks.pairs.items():
+            (si, ei), (sj, ej) = self.sizes[i], self.sizes[j]
+            template, perm = _expanded_csr(pb, si, sj, ei, ej)
+            if perm is not None and np.array_equal(perm, np.arange(perm.size)):
+                perm = None
+            self._templates[i, j] = (template, perm)
+        self.theta = None
+
+    def _scaled_pair(self, i, j, T):
+        """Λ_iᵀ (Z_iᵀWZ_j) Λ_j, sparse with the stored pattern."""
+        template, perm = self._templates[i, j]
+        if T[i].size == T[j].size == 1:
+            vals = template.data * (T[i][0, 0] * T[j][0, 0])
+        else:
+            vals = np.einsum("ba,mbc,cd->mad", T[i], self.blocks.pairs[i, j].vals,
+                             T[j]).ravel()
+            vals = vals if perm is None else vals[perm]
+        # a new matrix over the template's index arrays (shared, never modified)
+        return sp.csr_matrix((vals, template.indices, template.indptr),
+                             shape=template.shape, copy=False)
+
+    def update(self, theta):
+        """Factor at θ; returns (log|L|² of the random effects, log|R_X|², r²)."""
+        b = self.blocks
+        k = len(self.sizes)
+        T = [_factor(theta[sl], s) for sl, (s, _) in zip(self.slices, self.sizes)]
+        self.diag, self.lower, self.border = [], {}, []
+        for j, (s, ell) in enumerate(self.sizes):
+            m = np.einsum("ba,lbc,cd->lad", T[j], b.diag[j], T[j])
+            m[:, np.arange(s), np.arange(s)] += 1.0
+            if self.nested[j]:
+                for l in range(j):
+                    m = _minus_gram_blocks(m, self.lower[j, l])
+                self.diag.append(BlockDiagonalFactor(m))
+            else:
+                dense = sla.block_diag(*m) if s > 1 else np.diag(m[:, 0, 0])
+                for l in range(j):
+                    Ljl = self.lower[j, l]
+                    if sp.issparse(Ljl):
+                        _gram_lower(dense, Ljl)
+                    else:
+                        dense -= Ljl @ Ljl.T
+                del m
+                self.diag.append(_DenseLower(dense))
+            for i in range(j + 1, k):
+                mij = self._scaled_pair(i, j, T)
+                for l in range(j):
+                    mij = _sub(mij, _prod_t(self.lower[i, l], self.lower[j, l]))
+                self.lower[i, j] = _rdiv_t(self.diag[j], mij)
+                del mij
+            bx = np.einsum("ba,lbc->lac", T[j], b.zxy[j].reshape(ell, s, -1))
+            bx = bx.reshape(ell * s, -1).T
+            for l in range(j):
+                bx = bx - _prod_t(self.border[l], self.lower[j, l])
+            self.border.append(_rdiv_t(self.diag[j], bx))
+        xx = b.xy - sum(Bx @ Bx.T for Bx in self.border)
+        self.LXX = np.linalg.cholesky(xx)
+        self.theta = np.array(theta, dtype=float)
+        p = b.k_fe
+        d = np.diagonal(self.LXX)
+        ld_L = sum(f.logdet2() for f in self.diag)
+        return ld_L, 2.0 * float(np.sum(np.log(d[:p]))), float(d[p] ** 2)
+
+    def solve(self):
+        """β̂ and the spherical modes û at the last θ (back-substitution; the y row
+        of L is the forward-solved right-hand side)."""
+        p = self.blocks.k_fe
+        RX = self.LXX[:p, :p]
+        beta = sla.solve_triangular(RX, self.LXX[p, :p], lower=True, trans="T")
+        k = len(self.sizes)
+        x = [None] * k
+        for j in reversed(range(k)):
+            t = self.border[j][p] - self.border[j][:p].T @ beta
+            for i in range(j + 1, k):
+                t = t - self.lower[i, j].T @ x[i]
+            x[j] = self.diag[j].solve_t(np.asarray(t).ravel())
+        return beta, np.concatenate(x)
+
+    def rx_inverse(self):
+        """R_X⁻¹ (lower triangular, R_X R_Xᵀ = the Schur complement onto β)."""
+        p = self.blocks.k_fe
+        return sla.solve_triangular(self.LXX[:p, :p], np.eye(p), lower=True)
+
+
+def lmm_blocks_criterion(factor, theta, reml=False):
+    """The profiled −2 log-likelihood (ML) or REML criterion at θ (as
+    :func:`lmm.lmm_criterion`)."""
+    ld_L, ld_RX, pwrss = factor.update(theta)
+    b = factor.blocks
+    n, p = b.nobs, b.k_fe
+    if reml:
+        dof = n - p
+        return ld_L + ld_RX + dof * (1 + np.log(2 * np.pi * pwrss / dof)) - b.sum_log_w
+    return ld_L + n * (1 + np.log(2 * np.pi * pwrss / n)) - b.sum_log_w
+
+
+def theta_scale(blocks):
+    """Per θ element, its covariate's RMS rounded to a power of 2
+    (``RandomEffects.theta_scale``, from the accumulated Σ z²)."""
+    out = []
+    for (s, _), sq in zip(blocks.sizes, blocks.z_squares):
+        rms = np.sqrt(sq / max(blocks.nobs, 1))
+        ok = np.isfinite(rms) & (rms > 0)
+        scale = np.where(ok, 2.0 ** np.round(np.log2(np.where(ok, rms, 1.0))), 1.0)
+        out.extend(scale[r] for c in range(s) for r in range(c, s))
+    return np.asarray(out, dtype=float)
+
+
+@dataclass
+class LmmBlocksFit:
+    """A linear mixed model fitted from its cross-product blocks.
+
+    Attributes
+    ----------
+    theta, beta : ndarray
+    sigma2 : float
+    neg2ll : float
+        −2ℓ (ML) or the REML criterion at the optimum.
+    vcov : ndarray
+        Covariance of β̂ (conditional on θ, as lmer's).
+    u : ndarray
+        Spherical conditional modes (model order); b = Λ u.
+    reml : bool
+    optimizer : optimizer.OptimizeResult
+    nfev : int
+        Criterion evaluations (the boundary check and the final one included).
+    seconds : float
+        Wall time of the evaluations.
+    """
+
+    theta: np.ndarray
+    beta: np.ndarray
+    sigma2: float
+    neg2ll: float
+    vcov: np.ndarray
+    u: np.ndarray
+    reml: bool
+    optimizer: object
+    nfev: int
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def fit_lmm_blocks(blocks, reml=False, optimizer="bobyqa", start=None, maxfun=10000,
+                   boundary_tol=1e-5, observer=None):
+    """Optimize the profiled criterion over θ, as :func:`lmm.fit_lmm` does
+    (same start, scale, bounds, optimizer and boundary check), from the blocks.
+
+    Parameters
+    ----------
+    blocks : LmmBlocks
+    reml : bool
+    optimizer : str
+        See :func:`optimizer_choice.minimize`.
+    start : array_like, optional
+        Starting θ (lme4's scale); default lme4's identity factors.
+    maxfun : int
+    boundary_tol : float
+    observer : callable, optional
+        ``observer(nfev, theta, value)`` after each evaluation.
+
+    Returns
+    -------
+    LmmBlocksFit
+    """
+    import time
+
+    factor = LmmFactor(blocks)
+    ts = theta_scale(blocks)
+    theta0 = factor.theta_start if start is None else np.asarray(start, float) * ts
+    lower = factor.theta_lower
+    nfev = [0]
+    t0 = time.perf_counter()
+
+    last = [None, None]
+
+    def criterion(t):
+        # the optimizer may ask for the same point twice (its start); at 1e4
+        # crossed levels an evaluation costs seconds, so the last one is kept
+        if last[0] is not None and np.array_equal(t, last[0]):
+            return last[1]
+        value = lmm_blocks_criterion(factor, t / ts, reml)
+        last[0], last[1] = np.array(t, dtype=float), value
+        nfev[0] += 1
+        if observer is not None:
+            observer(nfev[0], t / ts, value)
+        return value
+
+    opt = minimize(optimizer, criterion, theta0, lower, np.full(theta0.size, 0.2),
+                   maxeval=maxfun)
+    theta = try_boundary(opt.x, lower, criterion, boundary_tol) / ts
+    value = lmm_blocks_criterion(factor, theta, reml)  # the factor at θ̂ for the solve
+    nfev[0] += 1
+    beta, u = factor.solve()
+    pwrss = float(np.diagonal(factor.LXX)[-1] ** 2)
+    sigma2 = pwrss / (blocks.nobs - blocks.k_fe if reml else blocks.nobs)
+    RXinv = factor.rx_inverse()
+    return LmmBlocksFit(theta, beta, sigma2, float(value), sigma2 * (RXinv.T @ RXinv), u,
+                        reml, opt, nfev[0], time.perf_counter() - t0)
