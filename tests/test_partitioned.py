@@ -157,3 +157,18 @@ def test_row_arrays_are_refused(models):
     res = wrap(_partitioned(models["one factor"], 2).fit())
     with pytest.raises(AttributeError, match="partitions"):
         _ = res.resid_pearson
+
+
+@pytest.mark.parametrize("reml", [False, True])
+def test_linear_mixed_model_from_one_pass(models, reml):
+    model = models["lmm"]
+    pm = _partitioned(model, 3)
+    ours, theirs = wrap(pm.fit(reml=reml)), model.fit(reml=reml)
+    assert pm.rounds <= 12  # setup, one pass of cross-products, the summary
+    assert ours.llf == pytest.approx(theirs.llf, abs=1e-8)
+    np.testing.assert_allclose(ours.params, theirs.params, rtol=1e-7)
+    np.testing.assert_allclose(ours.bse, theirs.bse, rtol=1e-6)
+    np.testing.assert_allclose(ours.varcorr()["sdcor"], theirs.varcorr()["sdcor"], rtol=1e-6)
+    np.testing.assert_allclose(ours.ranef()["a"], theirs.ranef()["a"], rtol=1e-5, atol=1e-8)
+    assert ours.deviance == pytest.approx(theirs.deviance, rel=1e-8)
+    assert ("REML" in str(ours.summary())) == reml

@@ -314,6 +314,23 @@ class PartitionState:
         deviance = float(resp.unit_deviance(mu, disp).sum())
         return np.quantile(pearson, probs), deviance, self.nobs
 
+    def lmm_blocks(self, sizes):
+        """The partition's cross-products for the one-pass linear mixed model."""
+        from .lmm_pass import partition_blocks
+
+        return partition_blocks(self.data, sizes) if self.nobs else None
+
+    def set_local_modes(self, u, offsets):
+        """Take this partition's local modes from all the modes ``u`` (model order,
+        term j at ``offsets[j]``), after a fit that solved for them centrally."""
+        pieces = []
+        for j, codes in zip(self.local, self.local_levels):
+            s = self.data.z[j].shape[1]
+            idx = (codes[:, None] * s + np.arange(s)).ravel()
+            pieces.append(u[offsets[j]:offsets[j + 1]][idx])
+        self._trial = self._base = None
+        self.warm_u = np.concatenate(pieces) if pieces else np.empty(0)
+
     def local_modes(self):
         """(global level codes per local term, the local modes) for ranef()."""
         self._settle()

@@ -18,10 +18,12 @@ from ..design import DesignBasis
 from ..params import ParameterLayout
 from ..re_terms import RandomEffects, RandomEffectsTerm
 from ..response import Response
+from ..results import GLMMFit
 from ..stages import fit_glmm
 from ..validation import check_nagq, fit_options
-from .devfun import PartitionedDevianceFunction
+from .devfun import PartitionedDevianceFunction, PartitionedModes
 from .executors import make_executor
+from .lmm_pass import BlockAccumulator, fit_lmm_blocks
 from .results import PartitionedResults
 
 __all__ = ["PartitionedModel"]
@@ -57,7 +59,7 @@ class PartitionedModel:
         self.estimate_alpha = design.estimate_alpha
         self.kernel = self._driver_kernel()
         self.kernel_canonical = self.kernel.canonical
-        self.is_lmm = False
+        self.is_lmm = self.kernel.is_linear_mixed_model
         self.random_effects = RandomEffects(_metadata_terms(design), sort=False)
         self.random_effects._theta_scale = self._theta_scale()
         self.fe_names = list(design.exog_names)
@@ -171,22 +173,51 @@ class PartitionedModel:
         return np.max(np.vstack(self.executor.map("reach", C)), axis=0, initial=0.0)
 
     # -- fitting --------------------------------------------------------------------------
-    def fit(self, nAGQ=1, start=None, maxfun=10000, nAGQ0_init=True, boundary_tol=1e-5,
-            calc_hessian="auto", information="observed", optimizer="bobyqa",
-            blas_threads="auto", **kwargs):
-        """Fit by maximum likelihood, by the in-memory model's stages
-        (see :meth:`GLMM.fit`); returns :class:`results.PartitionedResults`."""
+    def fit(self, nAGQ=1, start=None, reml=False, maxfun=10000, nAGQ0_init=True,
+            boundary_tol=1e-5, calc_hessian="auto", information="observed",
+            optimizer="bobyqa", blas_threads="auto", **kwargs):
+        """Fit by maximum likelihood, by the in-memory model's stages (see
+        :meth:`GLMM.fit`); the linear mixed model (ML or REML) from one pass of
+        cross-products (:mod:`.lmm_pass`). Returns :class:`results.PartitionedResults`."""
         options, blas_threads = fit_options(
-            self, kwargs, nAGQ=nAGQ, start=start, reml=False, cov_type=None, maxfun=maxfun,
+            self, kwargs, nAGQ=nAGQ, start=start, reml=reml, cov_type=None, maxfun=maxfun,
             nAGQ0_init=nAGQ0_init, boundary_tol=boundary_tol, calc_hessian=calc_hessian,
             information=information, blas_threads=blas_threads, optimizer=optimizer)
         # (in-process partitions; Dask workers keep their own BLAS settings)
         with blas_limits(blas_threads), options.feedback():
-            fit = fit_glmm(self, options)
+            fit = self._fit_lmm(options) if self.is_lmm else fit_glmm(self, options)
         fit.options = options
-        u_c = self._modes_at(fit.theta, fit.beta, fit.dispersion, fit.modes.u)
-        fit.modes.u = self._gather_modes(u_c)
+        if self.is_lmm:
+            u_c = self._central_part(fit.modes.u)
+        else:
+            u_c = self._modes_at(fit.theta, fit.beta, fit.dispersion, fit.modes.u)
+            fit.modes.u = self._gather_modes(u_c)
         return PartitionedResults(self, fit, self._fitted_statistics(fit, u_c))
+
+    def _fit_lmm(self, options):
+        """The linear mixed model from the partitions' cross-products (one round)."""
+        sizes = [(t.n_cov, t.n_levels) for t in self.design.terms]
+        acc = BlockAccumulator()
+        for blocks in self.executor.map("lmm_blocks", sizes):
+            if blocks is not None:
+                acc.add(blocks)
+        lfit = fit_lmm_blocks(acc.result(), reml=options.reml, optimizer=options.optimizer,
+                              start=options.start.get("theta"), maxfun=options.maxfun,
+                              boundary_tol=options.boundary_tol,
+                              observer=options.observer_for("lmm"))
+        self.executor.map("set_local_modes", lfit.u, self.random_effects.re_offsets)
+        modes = PartitionedModes(lfit.u, lfit.beta, np.nan, np.nan, 0)
+        return GLMMFit(theta=lfit.theta, beta=lfit.beta, dispersion=lfit.sigma2, modes=modes,
+                       neg2ll=lfit.neg2ll, nAGQ=1, optimizer=lfit.optimizer,
+                       nfev={"stage1_nfev": lfit.nfev, "stage2_nfev": 0}, vcov=lfit.vcov,
+                       vcov_conditional=lfit.vcov, cov_type="conditional",
+                       information=options.information, reml=options.reml)
+
+    def _central_part(self, u):
+        """The crossed terms' modes out of all the modes (model order)."""
+        offsets = self.random_effects.re_offsets
+        parts = [u[offsets[j]:offsets[j + 1]] for j in self.design.central_terms]
+        return np.concatenate(parts) if parts else np.empty(0)
 
     def _gather_modes(self, u_central):
         """All the modes in the model's order (the local ones gathered once)."""
