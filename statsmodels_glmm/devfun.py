@@ -78,14 +78,21 @@ class DevianceFunction:
         theta, disp, beta = self.layout.unpack(params)
         modes = self.modes(theta, disp, beta)
         value = self.approximation(modes, theta, disp, beta)
-        if self.joint:
-            if value <= self.best:
-                self.warm_u, self.warm_beta, self.best = modes.u, modes.beta, value
-        else:
-            self.warm_u = modes.u
+        self.update_warm_start(modes, value)
         if self.observer is not None:
             self.observer(self.nfev, params, value)
         return value
+
+    def update_warm_start(self, modes, value):
+        """The next evaluation starts from the best modes so far (joint stage),
+        else from these; returns whether these became the best."""
+        if not self.joint:
+            self.warm_u = modes.u
+            return False
+        best = value <= self.best
+        if best:
+            self.warm_u, self.warm_beta, self.best = modes.u, modes.beta, value
+        return best
 
     def modes(self, theta, disp, beta=None, u0=None):
         """PIRLS at (θ, disp, β) from the warm start (or ``u0``).

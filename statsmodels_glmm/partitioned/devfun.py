@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 
+from ..devfun import DevianceFunction
 from ..pirls import PirlsError
 
 __all__ = ["PartitionedModes", "PartitionedDevianceFunction", "central_pirls"]
@@ -119,7 +120,7 @@ def central_pirls(executor, theta, disp, beta, v0, joint, information, canonical
     return PartitionedModes(v[:q_c], v[q_c:] if joint else beta, pdev, logdet, iteration, S)
 
 
-class PartitionedDevianceFunction:
+class PartitionedDevianceFunction(DevianceFunction):
     """−2 × the approximate marginal log-likelihood of a partitioned model, a
     callable over the packed parameters (the interface of
     :class:`devfun.DevianceFunction`).
@@ -138,7 +139,7 @@ class PartitionedDevianceFunction:
     """
 
     def __init__(self, model, nAGQ=1, information="observed", u0=None, beta0=None,
-                 observer=None):
+                 observer=None):  # (DevianceFunction.__init__ reads the rows)
         self.model = model
         self.executor = model.executor
         self.nAGQ = int(nAGQ)
@@ -156,20 +157,10 @@ class PartitionedDevianceFunction:
         self._promote = True
         self.nfev = 0
 
-    def __call__(self, params):
-        self.nfev += 1
-        theta, disp, beta = self.layout.unpack(params)
-        modes = self.modes(theta, disp, beta)
-        value = self.approximation(modes, theta, disp, beta)
-        if self.joint:
-            self._promote = value <= self.best
-            if self._promote:
-                self.warm_u, self.warm_beta, self.best = modes.u, modes.beta, value
-        else:
-            self.warm_u = modes.u
-        if self.observer is not None:
-            self.observer(self.nfev, params, value)
-        return value
+    def update_warm_start(self, modes, value):
+        # the partitions learn in the next round whether their last modes are the best
+        self._promote = super().update_warm_start(modes, value)
+        return self._promote
 
     def modes(self, theta, disp, beta=None, u0=None):
         """The conditional modes at (θ, disp, β); β estimated in the joint stage."""
