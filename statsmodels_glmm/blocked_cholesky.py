@@ -26,6 +26,8 @@ import scipy.linalg as sla
 from .chunked import weighted_gram
 from .nested_blocks import NestedBlock, gram_diagonal, matmul, matmul_t, product_t, subtract
 
+_potrf, _trtrs = sla.lapack.dpotrf, sla.lapack.dtrtrs
+
 __all__ = ["BlockDiagonalFactor", "DenseFactor", "BlockedCholesky", "PenalizedSystem"]
 
 
@@ -108,10 +110,26 @@ class BlockDiagonalFactor:
 
 
 class DenseFactor:
-    """Cholesky factor of a dense symmetric positive definite matrix (LAPACK)."""
+    """Cholesky factor of a dense symmetric positive definite matrix (LAPACK).
+
+    LAPACK's ``dpotrf``/``dtrtrs`` are called directly: the blocks are small (the
+    fixed effects, a crossed term's levels) and factored at every PIRLS step,
+    where scipy.linalg's wrappers cost 10-17 µs a call against 2-5 µs for the
+    work itself (``cholesky`` and ``solve_triangular`` call the same routines).
+    """
 
     def __init__(self, mat):
-        self.L = sla.cholesky(mat, lower=True, check_finite=False)
+        mat = np.asarray(mat, dtype=float)
+        if mat.size == 0:  # no fixed effects: an empty block
+            self.L = np.zeros(mat.shape)
+            return
+        L, info = _potrf(mat, lower=1, clean=1)
+        if info > 0:
+            raise np.linalg.LinAlgError(
+                f"{info}-th leading minor of the array is not positive definite")
+        if info < 0:
+            raise ValueError(f"illegal argument {-info} to LAPACK's dpotrf")
+        self.L = L
 
     def logdet2(self):
         return 2.0 * float(np.sum(np.log(np.diag(self.L))))
@@ -119,15 +137,23 @@ class DenseFactor:
     def diagonal(self):
         return np.diag(self.L)
 
+    def _trtrs(self, b, trans):
+        b = np.asarray(b, dtype=float)
+        if b.size == 0:
+            return b.copy()
+        x, info = _trtrs(self.L, b, lower=1, trans=trans)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"singular triangular factor (dtrtrs info {info})")
+        return x
+
     def solve(self, v):
-        return sla.solve_triangular(self.L, v, lower=True, check_finite=False)
+        return self._trtrs(v, 0)
 
     def solve_t(self, v):
-        return sla.solve_triangular(self.L, v, lower=True, trans="T", check_finite=False)
+        return self._trtrs(v, 1)
 
     def rdiv_t(self, A):
-        A = np.asarray(A)
-        return sla.solve_triangular(self.L, A.T, lower=True, check_finite=False).T
+        return self._trtrs(np.asarray(A).T, 0).T
 
     def to_dense(self):
         return self.L
