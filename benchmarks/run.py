@@ -1,8 +1,9 @@
-"""Benchmark statsmodels_glmm side by side with lme4 and glmmTMB.
+"""Benchmark statsmodels_glmm side by side with lme4, glmmTMB and mixedlm.
 
-    python benchmarks/run.py                 # all models, 3 repeats, with R if present
+    python benchmarks/run.py                 # all models, 3 repeats, every peer present
     python benchmarks/run.py --models M1 M3 --repeats 5
-    python benchmarks/run.py --no-r          # ours only
+    python benchmarks/run.py --no-r          # without lme4 and glmmTMB
+    python benchmarks/run.py --no-mixedlm    # without mixedlm
     python benchmarks/run.py --scaling       # Bernoulli n = 1e4 .. 1e6, time and memory
     python benchmarks/run.py --profile       # profile confint on cbpp vs lme4
 
@@ -14,14 +15,19 @@ with fixed seeds and handed to R as CSV, so every implementation fits the same r
 
 For every repeat the runner fits our model, then (when ``Rscript`` is on the PATH)
 runs one R process that times lme4's and glmmTMB's fits of the same model
-(timed inside R, after a warm-up fit), alternating. It prints per model the median
-times, our time divided by each peer's, −2 log-likelihood differences (ours minus
-theirs: negative means a better optimum), our number of deviance evaluations and
-our peak memory (tracemalloc, numpy allocations included, measured in a separate
-untimed run).
+(timed inside R, after a warm-up fit), then (when the optional ``mixedlm`` package,
+the ``bench`` extra, is installed) one Python process that times mixedlm's
+``glmer`` on the same rows after a warm-up fit of cbpp, alternating. It prints per
+model the median times, our time divided by each peer's and by the fastest peer's,
+−2 log-likelihood differences (ours minus theirs: negative means a better optimum;
+``d2ll_best`` against the best peer must stay below 1e-6), our number of deviance
+evaluations and our peak memory (tracemalloc, numpy allocations included, measured
+in a separate untimed run). A peer that is absent, or cannot fit a model, shows "-"
+(the reason is printed).
 """
 
 import argparse
+import importlib.util
 import json
 from pathlib import Path
 import shutil
@@ -99,6 +105,19 @@ MODELS = {
 
 _FAMILY = {"binomial": sm.families.Binomial, "poisson": sm.families.Poisson}
 
+# mixedlm's formula parser knows neither cbind() nor "^": M1 is the proportion with
+# the trials as prior weights (the same binomial likelihood, normalizing constant
+# included), M2 spells the square as our formula does.
+MIXEDLM_MODELS = {
+    "M1": ("prop ~ period + (1 | herd)", "size"),
+    "M2": (MODELS["M2"][0], None),
+    "M3": (MODELS["M3"][0], None),
+    "M4": (MODELS["M4"][0], None),
+    "M5": (MODELS["M5"][0], None),
+    "M6": (MODELS["M6"][0], None),
+}
+PEERS = ("lme4", "glmmTMB", "mixedlm")
+
 R_SCRIPT = r"""
 suppressPackageStartupMessages({library(lme4); library(glmmTMB); library(jsonlite)})
 args <- commandArgs(TRUE)
@@ -162,7 +181,69 @@ def fit_r(workdir, formula, data, family):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_model(name, repeats, with_r):
+def have_mixedlm():
+    """Whether the optional peer ``mixedlm`` (the ``bench`` extra) is installed."""
+    return importlib.util.find_spec("mixedlm") is not None
+
+
+def _mixedlm_fit(name):
+    import mixedlm
+
+    formula, weights = MIXEDLM_MODELS[name]
+    family = {"binomial": mixedlm.families.Binomial,
+              "poisson": mixedlm.families.Poisson}[MODELS[name][3]]()
+    data = MODELS[name][2]()
+    if name == "M1":
+        data["prop"] = data["incidence"] / data["size"]
+    w = None if weights is None else data[weights].to_numpy(float)
+    start = time.perf_counter()
+    res = mixedlm.glmer(formula, data, family=family, weights=w)
+    return time.perf_counter() - start, -2 * float(res.logLik().value)
+
+
+def _mixedlm_probe(name):
+    """Time mixedlm's fit of one model in this (fresh) process, after a warm-up fit
+    of cbpp as the R script does, and print the result as JSON."""
+    try:
+        _mixedlm_fit("M1")
+        elapsed, neg2ll = _mixedlm_fit(name)
+        out = {"mixedlm": elapsed, "mixedlm_neg2ll": neg2ll}
+    except Exception as exc:  # noqa: BLE001 - a peer's failure is a result to report
+        out = {"mixedlm_error": f"{type(exc).__name__}: {exc}"[:200]}
+    print(json.dumps(out))
+
+
+def fit_mixedlm(name):
+    """mixedlm's time and −2 log L for one model, from a separate process so that
+    its native thread pools and imports do not touch our timings."""
+    out = subprocess.run([sys.executable, __file__, "--mixedlm-probe", name],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _peer_columns(row, t, neg2ll, peers):
+    """Add each peer's median time, our ratio to it and the −2 log L differences."""
+    best_t, best_ll = {}, []
+    for peer in PEERS:
+        runs = [p for p in peers if peer in p]
+        if not runs:
+            row[f"{peer}_s"] = row[f"ratio_{peer}"] = row[f"d2ll_{peer}"] = np.nan
+            continue
+        tp = float(np.median([p[peer] for p in runs]))
+        row[f"{peer}_s"], row[f"ratio_{peer}"] = tp, t / tp
+        row[f"d2ll_{peer}"] = neg2ll - runs[-1][f"{peer}_neg2ll"]
+        best_t[peer] = tp
+        best_ll.append(runs[-1][f"{peer}_neg2ll"])
+    if best_t:
+        fastest = min(best_t, key=best_t.get)
+        row["fastest"], row["ratio_fastest"] = fastest, t / best_t[fastest]
+        row["d2ll_best"] = neg2ll - min(best_ll)
+    errors = {p["mixedlm_error"] for p in peers if "mixedlm_error" in p}
+    if errors:
+        row["mixedlm_error"] = "; ".join(sorted(errors))
+
+
+def run_model(name, repeats, with_r, with_mixedlm):
     formula, r_formula, load, family = MODELS[name]
     data = load()
     fit_ours(formula, data, family)  # warm-up (imports, caches)
@@ -170,17 +251,15 @@ def run_model(name, repeats, with_r):
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(repeats):
             ours.append(fit_ours(formula, data, family))
-            if with_r:
-                peers.append(fit_r(Path(tmp), r_formula, data, family))
+            peer = fit_r(Path(tmp), r_formula, data, family) if with_r else {}
+            if with_mixedlm:
+                peer.update(fit_mixedlm(name))
+            peers.append(peer)
     t = float(np.median([o[0] for o in ours]))
     row = {"model": name, "ours_s": t, "neg2ll": ours[-1][1], "nfev": ours[-1][2],
            "peak_MB": peak_memory_mb(name)}
-    if peers:
-        for peer in ("lme4", "glmmTMB"):
-            tp = float(np.median([p[peer] for p in peers]))
-            row[f"{peer}_s"] = tp
-            row[f"ratio_{peer}"] = t / tp
-            row[f"d2ll_{peer}"] = ours[-1][1] - peers[-1][f"{peer}_neg2ll"]
+    _peer_columns(row, t, ours[-1][1], peers)
+    if with_r:
         row["lme4_fevals"] = peers[-1]["lme4_fevals"]
     return row
 
@@ -237,11 +316,16 @@ def main(argv=None):
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-r", action="store_true", help="skip lme4 and glmmTMB")
+    parser.add_argument("--no-mixedlm", action="store_true", help="skip mixedlm")
     parser.add_argument("--scaling", action="store_true", help="Bernoulli n = 1e4 .. 1e6")
     parser.add_argument("--profile", action="store_true",
                         help="time profile confidence intervals (cbpp) against lme4")
     parser.add_argument("--memory-probe", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--mixedlm-probe", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.mixedlm_probe:
+        _mixedlm_probe(args.mixedlm_probe)
+        return 0
     if args.memory_probe:
         _memory_probe(args.memory_probe[0], int(args.memory_probe[1]))
         return 0
@@ -254,14 +338,34 @@ def main(argv=None):
     if args.profile:
         print(json.dumps(profile_timing(args.repeats, with_r)))
         return 0
+    with_mixedlm = not args.no_mixedlm and have_mixedlm()
+    if not with_mixedlm and not args.no_mixedlm:
+        print("mixedlm not installed (pip install statsmodels-glmm[bench]): its column "
+              "shows -", file=sys.stderr)
     rows = []
     for name in args.models:
-        rows.append(run_model(name, args.repeats, with_r))
-        print(json.dumps(rows[-1]), flush=True)
-    table = pd.DataFrame(rows)
-    with pd.option_context("display.width", 200, "display.float_format", "{:.4g}".format):
-        print(table.to_string(index=False))
+        rows.append(run_model(name, args.repeats, with_r, with_mixedlm))
+        # NaN (an absent peer) is not JSON: leave it out of the line
+        print(json.dumps({k: v for k, v in rows[-1].items() if v == v}), flush=True)
+    print_table(rows)
     return 0
+
+
+def print_table(rows):
+    """The summary table: times, ratios and −2 log L differences, "-" where a peer is
+    absent or failed (the failures are listed below the table)."""
+    table = pd.DataFrame(rows)
+    errors = table.pop("mixedlm_error") if "mixedlm_error" in table else None
+    cols = ["model", "ours_s"] + [f"{p}_s" for p in PEERS] + [f"ratio_{p}" for p in PEERS]
+    cols += ["fastest", "ratio_fastest"] + [f"d2ll_{p}" for p in PEERS] + ["d2ll_best"]
+    cols += ["nfev", "lme4_fevals", "peak_MB"]
+    table = table.reindex(columns=[c for c in cols if c in table])
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(table.to_string(index=False, na_rep="-", float_format="{:.4g}".format))
+    if errors is not None:
+        for model, error in zip(table["model"], errors):
+            if isinstance(error, str):
+                print(f"mixedlm could not fit {model}: {error}")
 
 
 if __name__ == "__main__":

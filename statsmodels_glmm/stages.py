@@ -246,9 +246,11 @@ def _derivatives(model, full, modes, options):
     use_hessian, hessian, convergence, hessian_skipped
     """
     coords, x = full.coords, full.x
-    objective = coords.wrap(model.deviance_function(
-        options.nAGQ, options.information, u0=modes.u,
-        observer=options.observer_for("derivatives")))
+    devfun = model.deviance_function(options.nAGQ, options.information, u0=modes.u,
+                                     observer=options.observer_for("derivatives"))
+    objective = coords.wrap(devfun)
+    if isinstance(devfun, DevianceFunction):  # in memory: its warm start is ours to set
+        objective = _AxisWarmStart(objective, devfun, x, modes.u)
     # β steps of 0.01 conditional SE: the deviance has rounding noise of ~1e-10
     # (more with huge counts, whose per-observation scores are large) and
     # noise / h² must stay well below the unit curvature of z
@@ -278,6 +280,38 @@ def _derivatives(model, full, modes, options):
     convergence = check_convergence(x[:model.k_theta], model.random_effects.theta_lower(),
                                     H_x, grad_x, stacklevel=6)
     return use_hessian, hessian, convergence, skipped
+
+
+class _AxisWarmStart:
+    """The objective for finite differences around ``x0``, with each PIRLS warm
+    started from the modes extrapolated linearly from those at ``x0`` and at the
+    points already evaluated on the axes through it.
+
+    The off-diagonal points x0 ± h e_i ± h e_j of the Hessian (most of its k²
+    evaluations) then start within O(h²) of their modes instead of O(h), and
+    PIRLS needs two iterations instead of three; it converges to the same modes
+    (to its step tolerance) from either start.
+    """
+
+    def __init__(self, objective, devfun, x0, u0):
+        self.objective, self.devfun = objective, devfun
+        self.x0, self.u0 = np.asarray(x0, dtype=float), u0
+        self.axis = {}  # (i, sign) -> (step, modes - u0)
+
+    def __call__(self, x):
+        d = np.asarray(x, dtype=float) - self.x0
+        moved = np.flatnonzero(d)
+        start = self.u0.copy()
+        for i in moved:
+            step, du = self.axis.get((i, d[i] > 0), (None, None))
+            if step is not None:
+                start += (d[i] / step) * du
+        self.devfun.warm_u = start
+        value = self.objective(x)
+        if moved.size == 1:
+            i = moved[0]
+            self.axis[i, d[i] > 0] = (d[i], self.devfun.warm_u - self.u0)
+        return value
 
 
 def _warn_unconverged(opt):
