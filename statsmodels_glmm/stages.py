@@ -249,7 +249,7 @@ def _derivatives(model, full, modes, options):
     devfun = model.deviance_function(options.nAGQ, options.information, u0=modes.u,
                                      observer=options.observer_for("derivatives"))
     objective = coords.wrap(devfun)
-    if isinstance(devfun, DevianceFunction):  # in memory: its warm start is ours to set
+    if isinstance(devfun, DevianceFunction):  # its warm start (partitioned: the crossed modes)
         objective = _AxisWarmStart(objective, devfun, x, modes.u)
     # β steps of 0.01 conditional SE: the deviance has rounding noise of ~1e-10
     # (more with huge counts, whose per-observation scores are large) and
