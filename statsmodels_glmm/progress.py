@@ -147,6 +147,9 @@ class FitMonitor:
         self.progress = bool(progress)
         self.bar = None
         self.nfev = 0
+        # a partitioned fit sets this to its executor's round counter, shown beside
+        # the evaluations (round trips are what a fit on a cluster waits for)
+        self.rounds = None
 
     def stage(self, name):
         """The observer of one stage's deviance function: ``observer(nfev, params,
@@ -164,11 +167,14 @@ class FitMonitor:
             if self.bar is None:
                 self.bar = progress_bar(None, True, desc="fit", unit="eval", delay=FIT_DELAY)
             self.bar.update(1)
-            self.bar.set_postfix_str(f"{stage} -2logL={value:.6f}", refresh=False)
+            rounds = "" if self.rounds is None else f" rounds={self.rounds()}"
+            self.bar.set_postfix_str(f"{stage} -2logL={value:.6f}{rounds}", refresh=False)
         if self.every and (nfev == 1 or nfev % self.every == 0):
             values = np.array2string(np.asarray(params, dtype=float), precision=6,
                                      max_line_width=10_000, separator=", ")
-            line = f"{stage:<11} {nfev:>5}  -2logL = {value:.8f}  params = {values}"
+            rounds = "" if self.rounds is None else f"  rounds = {self.rounds()}"
+            line = (f"{stage:<11} {nfev:>5}  -2logL = {value:.8f}{rounds}  "
+                    f"params = {values}")
             (self.bar if self.bar is not None else _NoBar()).write(line)
         if self.callback is not None:
             self.callback(stage, nfev, np.array(params, dtype=float, copy=True), float(value))

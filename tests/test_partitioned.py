@@ -172,3 +172,10 @@ def test_linear_mixed_model_from_one_pass(models, reml):
     np.testing.assert_allclose(ours.ranef()["a"], theirs.ranef()["a"], rtol=1e-5, atol=1e-8)
     assert ours.deviance == pytest.approx(theirs.deviance, rel=1e-8)
     assert ("REML" in str(ours.summary())) == reml
+
+
+def test_verbose_fit_reports_round_trips(models, capsys):
+    pm = _partitioned(models["one factor"], 2)
+    pm.fit(verbose=10)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "rounds =" in line]
+    assert lines and lines[-1].split("rounds = ")[1].split()[0].isdigit()

@@ -183,6 +183,8 @@ class PartitionedModel:
             self, kwargs, nAGQ=nAGQ, start=start, reml=reml, cov_type=None, maxfun=maxfun,
             nAGQ0_init=nAGQ0_init, boundary_tol=boundary_tol, calc_hessian=calc_hessian,
             information=information, blas_threads=blas_threads, optimizer=optimizer)
+        if options.observer is not None:
+            options.observer.rounds = lambda: self.executor.rounds
         # (in-process partitions; Dask workers keep their own BLAS settings)
         with blas_limits(blas_threads), options.feedback():
             fit = self._fit_lmm(options) if self.is_lmm else fit_glmm(self, options)
