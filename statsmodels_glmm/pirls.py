@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PirlsError", "PirlsResult", "damped_factor", "pirls"]
+__all__ = ["PirlsError", "PirlsResult", "converged", "damped_factor", "pirls", "step_accepted"]
 
 
 class PirlsError(RuntimeError):
@@ -191,7 +191,7 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
             fixed_new = offset + X @ b_new if joint else fixed
             eta_n, mu_n, neg2ll_n, pdev_n = _objective(
                 response, re, scaled, fixed_new, u_new, phi)
-            if np.isfinite(pdev_n) and pdev_n <= pdev + tol * (abs(pdev) + 1):
+            if step_accepted(pdev_n, pdev, tol):
                 break
             u_new = 0.5 * (u + u_new)
             if joint:
@@ -204,11 +204,8 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
         step = _largest_step(u_new, u, b_new, b)
         u, b, fixed = u_new, b_new, fixed_new
         eta, mu, neg2ll, pdev = eta_n, mu_n, neg2ll_n, pdev_n
-        flat = abs(change) <= tol * (abs(pdev) + 1)
-        stalls = stalls + 1 if flat else 0
-        # converged: objective and step both settled, or the objective is flat for
-        # several iterations (directions where μ is saturated, e.g. separation)
-        if (flat and step <= step_tol) or stalls >= 4:
+        done, stalls = converged(change, pdev, step, stalls, tol, step_tol)
+        if done:
             break
     else:
         raise PirlsError(f"PIRLS did not converge in {maxit} iterations")
@@ -218,6 +215,28 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
                            factor.leading(len(re.terms)), neg2ll, iteration)
     factor = _factor_at_modes(response, system, scaled, eta, mu, phi, information)
     return PirlsResult(u, b if joint else beta, eta, mu, factor, neg2ll, iteration)
+
+
+def step_accepted(pdev_new, pdev, tol):
+    """A step is kept when the penalized deviance is finite and not larger (up to
+    ``tol`` relative); otherwise it is halved."""
+    return bool(np.isfinite(pdev_new) and pdev_new <= pdev + tol * (abs(pdev) + 1))
+
+
+def converged(change, pdev, step, stalls, tol, step_tol):
+    """lme4's rule plus a step bound: converged when the objective and the step
+    have both settled, or the objective has been flat for four iterations
+    (directions where μ is saturated, e.g. separation).
+
+    Returns
+    -------
+    done : bool
+    stalls : int
+        Consecutive flat iterations, for the next call.
+    """
+    flat = abs(change) <= tol * (abs(pdev) + 1)
+    stalls = stalls + 1 if flat else 0
+    return (flat and step <= step_tol) or stalls >= 4, stalls
 
 
 def _largest_step(u_new, u, b_new=None, b=None):

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..devfun import DevianceFunction
-from ..pirls import PirlsError
+from ..pirls import PirlsError, converged, step_accepted
 
 __all__ = ["PartitionedModes", "PartitionedDevianceFunction", "central_pirls"]
 
@@ -91,7 +91,7 @@ def central_pirls(executor, theta, disp, beta, v0, joint, information, canonical
         trial = executor.map("central_step", v_new)
         pdev_new = _total(trial, v_new, q_c)
         for _ in range(max_halvings):
-            if np.isfinite(pdev_new) and pdev_new <= pdev + tol * (abs(pdev) + 1):
+            if step_accepted(pdev_new, pdev, tol):
                 break
             v_new = 0.5 * (v + v_new)
             trial = executor.map("central_halve", v_new)
@@ -101,9 +101,8 @@ def central_pirls(executor, theta, disp, beta, v0, joint, information, canonical
         change = pdev - pdev_new
         step = max(max(p.step for p in trial), float(np.max(np.abs(v_new - v), initial=0.0)))
         v, pdev, pieces = v_new, pdev_new, trial
-        flat = abs(change) <= tol * (abs(pdev) + 1)
-        stalls = stalls + 1 if flat else 0
-        if (flat and step <= step_tol) or stalls >= 4:
+        done, stalls = converged(change, pdev, step, stalls, tol, step_tol)
+        if done:
             break
     else:
         raise PirlsError(f"PIRLS did not converge in {maxit} iterations")
