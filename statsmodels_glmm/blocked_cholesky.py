@@ -28,7 +28,8 @@ from .nested_blocks import NestedBlock, gram_diagonal, matmul, matmul_t, product
 
 _potrf, _trtrs = sla.lapack.dpotrf, sla.lapack.dtrtrs
 
-__all__ = ["BlockDiagonalFactor", "DenseFactor", "BlockedCholesky", "PenalizedSystem"]
+__all__ = ["BlockDiagonalFactor", "DenseFactor", "BlockedCholesky", "PenalizedSystem",
+           "x_border"]
 
 
 class BlockDiagonalFactor:
@@ -259,6 +260,18 @@ class BlockedCholesky:
         return out
 
 
+def x_border(refs, zt, n_levels, w, X):
+    """X'W Z Λ for one term (rows' level codes ``refs``, Z Λ values ``zt``) as a
+    dense p x (n_levels * S) block, one ``bincount`` per covariate and column."""
+    s = zt.shape[1]
+    out = np.empty((X.shape[1], n_levels, s))
+    for a in range(s):
+        wa = w * zt[:, a]
+        for c in range(X.shape[1]):
+            out[c, :, a] = np.bincount(refs, weights=wa * X[:, c], minlength=n_levels)
+    return out.reshape(X.shape[1], n_levels * s)
+
+
 class PenalizedSystem:
     """Assembles and factors the PIRLS system for given θ and weights.
 
@@ -333,13 +346,7 @@ class PenalizedSystem:
     def _x_border(self, i, scaled, w, X):
         """X'WZ_iΛ_i as a dense p x q_i block."""
         term = self.re.terms[i]
-        s, ell = term.n_cov, term.n_levels
-        out = np.empty((X.shape[1], ell, s))
-        for a in range(s):
-            wa = w * scaled[i][:, a]
-            for c in range(X.shape[1]):
-                out[c, :, a] = np.bincount(term.refs, weights=wa * X[:, c], minlength=ell)
-        return out.reshape(X.shape[1], term.n_re)
+        return x_border(term.refs, scaled[i], term.n_levels, w, X)
 
     def factor(self, scaled, w, X=None, ridge=None):
         """Factor Λ'Z'WZΛ + I (and the X border when ``X`` is given).

@@ -62,8 +62,58 @@ def group_codes(frame, factors):
     return codes.astype(np.intp), pd.Index(labels)
 
 
+def theta_rows_cols(s):
+    """(row, col) of each θ element inside an S x S factor T: the lower triangle
+    column by column, the diagonal element first in each column (lme4's order)."""
+    return [(r, c) for c in range(s) for r in range(c, s)]
+
+
+def factor_from_theta(theta, s):
+    """The lower-triangular S x S relative covariance factor T holding ``theta``."""
+    T = np.zeros((s, s))
+    rows, cols = zip(*theta_rows_cols(s))
+    T[rows, cols] = theta
+    return T
+
+
+def theta_slices(n_thetas):
+    """Slices of θ per term, given each term's number of θ elements."""
+    bounds = np.concatenate([[0], np.cumsum(n_thetas)]).astype(int)
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def theta_scale_from_rms(rms_per_term):
+    """Per θ element, the RMS of its row's covariate rounded to a power of 2 (1
+    where it is 0 or not finite); ``rms_per_term`` holds one array of S per term."""
+    out = []
+    for rms in rms_per_term:
+        rms = np.asarray(rms, dtype=float)
+        ok = np.isfinite(rms) & (rms > 0)
+        scale = np.where(ok, 2.0 ** np.round(np.log2(np.where(ok, rms, 1.0))), 1.0)
+        out.extend(scale[r] for r, _ in theta_rows_cols(rms.size))
+    return np.asarray(out, dtype=float)
+
+
+class TermSizes:
+    """Sizes of a random-effects term from its ``n_cov`` and ``levels``."""
+
+    @property
+    def n_levels(self):
+        return len(self.levels)
+
+    @property
+    def n_re(self):
+        """q = S * ell."""
+        return self.n_cov * self.n_levels
+
+    @property
+    def n_theta(self):
+        s = self.n_cov
+        return s * (s + 1) // 2
+
+
 @dataclass
-class RandomEffectsTerm:
+class RandomEffectsTerm(TermSizes):
     """One random-effects term after evaluation on the data.
 
     Attributes
@@ -98,24 +148,9 @@ class RandomEffectsTerm:
         return self.z.shape[1]
 
     @property
-    def n_levels(self):
-        return len(self.levels)
-
-    @property
-    def n_re(self):
-        """q = S * ell."""
-        return self.n_cov * self.n_levels
-
-    @property
-    def n_theta(self):
-        s = self.n_cov
-        return s * (s + 1) // 2
-
-    @property
     def theta_rows_cols(self):
         """(row, col) of each θ element inside T, column-major lower triangle."""
-        s = self.n_cov
-        return [(r, c) for c in range(s) for r in range(c, s)]
+        return theta_rows_cols(self.n_cov)
 
     def theta_start(self):
         return np.array([1.0 if r == c else 0.0 for r, c in self.theta_rows_cols])
@@ -125,11 +160,7 @@ class RandomEffectsTerm:
 
     def factor(self, theta):
         """The lower-triangular relative covariance factor T."""
-        s = self.n_cov
-        T = np.zeros((s, s))
-        rows, cols = zip(*self.theta_rows_cols)
-        T[rows, cols] = theta
-        return T
+        return factor_from_theta(theta, self.n_cov)
 
     def sparse_z(self):
         """Z for this term as an n x q CSR matrix (row i: level refs[i])."""
@@ -221,13 +252,8 @@ class RandomEffects:
         if sort:
             order = sorted(order, key=lambda i: -terms[i].n_levels)
         self.terms = [terms[i] for i in order]
-        sizes = [t.n_theta for t in self.terms]
-        self.theta_slices = []
-        start = 0
-        for size in sizes:
-            self.theta_slices.append(slice(start, start + size))
-            start += size
-        self.n_theta = start
+        self.theta_slices = theta_slices([t.n_theta for t in self.terms])
+        self.n_theta = sum(t.n_theta for t in self.terms)
         q_sizes = [t.n_re for t in self.terms]
         self.re_offsets = np.concatenate([[0], np.cumsum(q_sizes)]).astype(np.intp)
         self.n_re = int(self.re_offsets[-1])
@@ -258,13 +284,8 @@ class RandomEffects:
         Computed once (it survives ``remove_data()``)."""
         if getattr(self, "_theta_scale", None) is not None:
             return self._theta_scale.copy()
-        out = []
-        for term in self.terms:
-            rms = np.sqrt(np.mean(term.z * term.z, axis=0))
-            ok = np.isfinite(rms) & (rms > 0)
-            scale = np.where(ok, 2.0 ** np.round(np.log2(np.where(ok, rms, 1.0))), 1.0)
-            out.extend(scale[r] for r, _ in term.theta_rows_cols)
-        self._theta_scale = np.asarray(out, dtype=float)
+        self._theta_scale = theta_scale_from_rms(
+            [np.sqrt(np.mean(term.z * term.z, axis=0)) for term in self.terms])
         return self._theta_scale.copy()
 
     def factors(self, theta):

@@ -71,31 +71,50 @@ def glm_start_values(model):
     moment estimate of the dispersion there (:meth:`GLMM.glm_start` caches it)."""
     resp, kernel, basis = model.response, model.kernel, model.design_basis
     with np.errstate(all="ignore"):
-        eta = kernel.start_eta()
-        mu = kernel.mu(eta)
-        w, dmu = kernel.irls_quantities(eta, mu, kernel.default_dispersion())
-        z = eta - model.offset + (resp.y - mu) / dmu
-        ok = np.isfinite(z) & np.isfinite(w) & (w > 0)
+        w, z, ok = start_working_response(kernel, resp.y, model.offset)
         if resp.nobs <= CHUNK_ROWS:  # (small fits keep the rounding they had)
             Xw = basis.X[ok] * w[ok, None]
             gram, score = Xw.T @ basis.X[ok], Xw.T @ z[ok]
         else:  # rows left out get weight 0 (and z 0, as 0 * inf is NaN): no copies
             w, z = np.where(ok, w, 0.0), np.where(ok, z, 0.0)
             gram, score = weighted_gram(basis.X, w), basis.X.T @ (w * z)
-        try:
-            beta = basis.to_external(np.linalg.solve(gram, score))
-        except np.linalg.LinAlgError:
-            beta = np.zeros(model.k_fe)
-        if not np.all(np.isfinite(beta)):
-            beta = np.zeros(model.k_fe)
+        beta = start_beta(gram, score, basis.to_external)
         mu = kernel.mu(model.exog @ beta + model.offset)
         disp = kernel.start_dispersion(mu, max(resp.nobs - model.k_fe, 1))
+    return beta, checked_start_dispersion(kernel, disp)
+
+
+def start_working_response(kernel, y, offset):
+    """Weights w and working response z of the least-squares step from R's
+    mustart, and the rows where both are usable (``ok``)."""
+    eta = kernel.start_eta()
+    mu = kernel.mu(eta)
+    w, dmu = kernel.irls_quantities(eta, mu, kernel.default_dispersion())
+    z = eta - offset + (y - mu) / dmu
+    return w, z, np.isfinite(z) & np.isfinite(w) & (w > 0)
+
+
+def start_beta(gram, score, to_external=None):
+    """β of the normal equations ``gram β = score`` (0 when singular or not
+    finite), mapped by ``to_external`` (the design basis) if given."""
+    k = score.shape[0]
+    try:
+        beta = np.linalg.solve(gram, score)
+        beta = beta if to_external is None else to_external(beta)
+    except np.linalg.LinAlgError:
+        return np.zeros(k)
+    return beta if np.all(np.isfinite(beta)) else np.zeros(k)
+
+
+def checked_start_dispersion(kernel, disp):
+    """The moment estimate of the dispersion, or the family's default without one;
+    a degenerate estimate (not finite, ≤ 0) becomes φ = 1."""
     if not kernel.n_dispersion:
-        return beta, kernel.default_dispersion()
+        return kernel.default_dispersion()
     phi = np.ravel(disp)[0]
-    if not (np.isfinite(phi) and phi > 0):  # a degenerate start: φ = 1
-        disp = kernel.check_dispersion_start(1.0)
-    return beta, disp
+    if not (np.isfinite(phi) and phi > 0):
+        return kernel.check_dispersion_start(1.0)
+    return disp
 
 
 def initial_values(model, start):

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..re_terms import TermSizes
+
 __all__ = ["PartitionData", "TermInfo", "PartitionedDesign", "split_model", "partitioning_term"]
 
 
@@ -59,7 +61,7 @@ class PartitionData:
 
 
 @dataclass
-class TermInfo:
+class TermInfo(TermSizes):
     """A random-effects term without its rows.
 
     Attributes
@@ -83,14 +85,6 @@ class TermInfo:
     @property
     def n_cov(self):
         return len(self.cnames)
-
-    @property
-    def n_levels(self):
-        return len(self.levels)
-
-    @property
-    def n_re(self):
-        return self.n_cov * self.n_levels
 
 
 @dataclass

@@ -26,12 +26,14 @@ import pandas as pd
 from scipy.linalg import blas as sla_blas
 import scipy.sparse as sp
 
-from ..blocked_cholesky import PenalizedSystem
+from ..blocked_cholesky import PenalizedSystem, x_border
+from ..chunked import weighted_gram
 from ..nested_blocks import matmul, matmul_t, product_t, subtract
 from ..pirls import pirls
 from ..quadrature import agq_deviance
-from ..re_terms import RandomEffects, RandomEffectsTerm
+from ..re_terms import RandomEffects, RandomEffectsTerm, factor_from_theta, theta_slices
 from ..response import Response
+from ..stages import start_working_response
 
 __all__ = ["PartitionState", "call"]
 
@@ -39,16 +41,6 @@ __all__ = ["PartitionState", "call"]
 def call(state, method, *args):
     """Run ``state.method(*args)`` (the one task shape an executor submits)."""
     return getattr(state, method)(*args)
-
-
-def theta_slices(terms):
-    """Slices of θ per term (model order)."""
-    out, start = [], 0
-    for term in terms:
-        size = term.n_cov * (term.n_cov + 1) // 2
-        out.append(slice(start, start + size))
-        start += size
-    return out
 
 
 @dataclass
@@ -76,7 +68,7 @@ class PartitionState:
         self.data = replace(data, exog=np.asfortranarray(data.exog, dtype=float))
         self.nobs = data.nobs
         self.k_fe = design.k_fe
-        self.slices = theta_slices(design.terms)
+        self.slices = theta_slices([t.n_theta for t in design.terms])
         self.local = design.local_terms
         self.central = design.central_terms
         self.central_sizes = [design.terms[j].n_re for j in self.central]
@@ -110,7 +102,7 @@ class PartitionState:
         terms = []
         for j, size in zip(self.central, self.central_sizes):
             s = self.data.z[j].shape[1]
-            zt = self.data.z[j] @ _factor(theta[self.slices[j]], s)
+            zt = self.data.z[j] @ factor_from_theta(theta[self.slices[j]], s)
             terms.append((self.data.refs[j], zt, size))
         return CentralDesign(terms, self.data.exog if joint else None)
 
@@ -257,18 +249,13 @@ class PartitionState:
     def glm_pieces(self):
         """X'WX and X'Wz of one weighted least-squares step from R's mustart."""
         if self.nobs == 0:
-            return np.zeros((self.k_fe, self.k_fe)), np.zeros(self.k_fe), 0
-        kernel, X = self.response.kernel, self.data.exog
+            return np.zeros((self.k_fe, self.k_fe)), np.zeros(self.k_fe)
+        X = self.data.exog
         with np.errstate(all="ignore"):
-            eta = kernel.start_eta()
-            mu = kernel.mu(eta)
-            w, dmu = kernel.irls_quantities(eta, mu, kernel.default_dispersion())
-            z = eta - self.data.offset + (self.response.y - mu) / dmu
-            ok = np.isfinite(z) & np.isfinite(w) & (w > 0)
-            w = np.where(ok, w, 0.0)
-            z = np.where(ok, z, 0.0)
-        Xw = X * w[:, None]
-        return Xw.T @ X, Xw.T @ z, int(ok.sum())
+            w, z, ok = start_working_response(self.response.kernel, self.response.y,
+                                              self.data.offset)
+            w, z = np.where(ok, w, 0.0), np.where(ok, z, 0.0)
+        return weighted_gram(X, w), X.T @ (w * z)
 
     def pearson_sum(self, beta):
         """Σ Pearson χ² contributions at the GLM fit (the dispersion's start)."""
@@ -337,14 +324,6 @@ class PartitionState:
         return self.local_levels, self.warm_u
 
 
-def _factor(theta, s):
-    T = np.zeros((s, s))
-    rows, cols = np.tril_indices(s)
-    order = np.lexsort((rows, cols))  # column-major lower triangle, as re_terms
-    T[rows[order], cols[order]] = theta
-    return T
-
-
 @dataclass
 class CentralDesign:
     """The columns of the central unknowns v = (u_crossed, β): per crossed term its
@@ -406,13 +385,7 @@ class CentralDesign:
     def _with_x(self, w, term):
         """Σ_i w_i (Z_k Λ_k)_i' x_i, dense (q_k, p)."""
         refs, zt, size = term
-        out = np.empty((size, self.X.shape[1]))
-        for a in range(zt.shape[1]):
-            wa = w * zt[:, a]
-            for c in range(self.X.shape[1]):
-                out[a::zt.shape[1], c] = np.bincount(refs, weights=wa * self.X[:, c],
-                                                     minlength=size // zt.shape[1])
-        return out
+        return x_border(refs, zt, size // zt.shape[1], w, self.X).T
 
     def gram(self, w):
         """Cᵀ W C, dense."""
@@ -439,7 +412,7 @@ class CentralDesign:
             parts.append(sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows),
                                         np.concatenate(cols))), shape=(size, term.n_re)))
         if self.X is not None:
-            parts.append(sp.csr_matrix(system._x_border(j, scaled, w, self.X)))
+            parts.append(sp.csr_matrix(x_border(term.refs, zj, term.n_levels, w, self.X)))
         return sp.vstack(parts, format="csr")
 
 

@@ -34,7 +34,8 @@ import scipy.sparse as sp
 from ..blocked_cholesky import BlockDiagonalFactor
 from ..convergence import try_boundary
 from ..optimizer_choice import minimize
-from .kernels import _factor, _sparse_rdiv_t
+from ..re_terms import factor_from_theta, theta_rows_cols, theta_scale_from_rms, theta_slices
+from .kernels import _sparse_rdiv_t
 
 __all__ = ["LmmBlocks", "BlockAccumulator", "partition_blocks", "accumulate_blocks",
            "LmmFactor", "LmmBlocksFit", "lmm_blocks_criterion", "fit_lmm_blocks"]
@@ -363,14 +364,9 @@ def _nests(pb):
 
 def _term_theta(sizes):
     """(slices of θ per term, start, lower bound) in lme4's order."""
-    slices, start, lower = [], [], []
-    for s, _ in sizes:
-        slices.append(slice(len(start), len(start) + s * (s + 1) // 2))
-        for c in range(s):
-            for r in range(c, s):
-                start.append(1.0 if r == c else 0.0)
-                lower.append(0.0 if r == c else -np.inf)
-    return slices, np.array(start), np.array(lower)
+    diagonal = [r == c for s, _ in sizes for r, c in theta_rows_cols(s)]
+    slices = theta_slices([s * (s + 1) // 2 for s, _ in sizes])
+    return (slices, np.where(diagonal, 1.0, 0.0), np.where(diagonal, 0.0, -np.inf))
 
 
 class LmmFactor:
@@ -421,7 +417,7 @@ class LmmFactor:
         """Factor at θ; returns (log|L|² of the random effects, log|R_X|², r²)."""
         b = self.blocks
         k = len(self.sizes)
-        T = [_factor(theta[sl], s) for sl, (s, _) in zip(self.slices, self.sizes)]
+        T = [factor_from_theta(theta[sl], s) for sl, (s, _) in zip(self.slices, self.sizes)]
         self.diag, self.lower, self.border = [], {}, []
         for j, (s, ell) in enumerate(self.sizes):
             m = np.einsum("ba,lbc,cd->lad", T[j], b.diag[j], T[j])
@@ -495,13 +491,8 @@ def lmm_blocks_criterion(factor, theta, reml=False):
 def theta_scale(blocks):
     """Per θ element, its covariate's RMS rounded to a power of 2
     (``RandomEffects.theta_scale``, from the accumulated Σ z²)."""
-    out = []
-    for (s, _), sq in zip(blocks.sizes, blocks.z_squares):
-        rms = np.sqrt(sq / max(blocks.nobs, 1))
-        ok = np.isfinite(rms) & (rms > 0)
-        scale = np.where(ok, 2.0 ** np.round(np.log2(np.where(ok, rms, 1.0))), 1.0)
-        out.extend(scale[r] for c in range(s) for r in range(c, s))
-    return np.asarray(out, dtype=float)
+    return theta_scale_from_rms([np.sqrt(sq / max(blocks.nobs, 1))
+                                 for sq in blocks.z_squares])
 
 
 @dataclass

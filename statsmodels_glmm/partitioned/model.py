@@ -16,10 +16,10 @@ from statsmodels.base.data import PandasData
 from ..blas import blas_limits
 from ..design import DesignBasis
 from ..params import ParameterLayout
-from ..re_terms import RandomEffects, RandomEffectsTerm
+from ..re_terms import RandomEffects, RandomEffectsTerm, theta_scale_from_rms
 from ..response import Response
 from ..results import GLMMFit
-from ..stages import fit_glmm
+from ..stages import checked_start_dispersion, fit_glmm, start_beta
 from ..validation import check_nagq, fit_options
 from .devfun import PartitionedDevianceFunction, PartitionedModes
 from .executors import make_executor
@@ -92,14 +92,9 @@ class PartitionedModel:
     def _theta_scale(self):
         """θ's optimizer scale from the covariates' global RMS (as in memory)."""
         pieces = self.executor.map("covariate_squares")
-        n = sum(p[1] for p in pieces)
-        out = []
-        for j, term in enumerate(self.random_effects.terms):
-            rms = np.sqrt(sum(p[0][j] for p in pieces) / max(n, 1))
-            ok = np.isfinite(rms) & (rms > 0)
-            scale = np.where(ok, 2.0 ** np.round(np.log2(np.where(ok, rms, 1.0))), 1.0)
-            out.extend(scale[r] for r, _ in term.theta_rows_cols)
-        return np.asarray(out, dtype=float)
+        n = max(sum(p[1] for p in pieces), 1)
+        return theta_scale_from_rms([np.sqrt(sum(p[0][j] for p in pieces) / n)
+                                     for j in range(len(self.design.terms))])
 
     def glm_start(self):
         """One weighted least-squares step from R's mustart, and the moment
@@ -107,21 +102,13 @@ class PartitionedModel:
         if self._start_cache is not None:
             return self._start_cache
         pieces = self.executor.map("glm_pieces")
-        xtwx = sum(p[0] for p in pieces)
-        xtwz = sum(p[1] for p in pieces)
-        try:
-            beta = np.linalg.solve(xtwx, xtwz)
-        except np.linalg.LinAlgError:
-            beta = np.zeros(self.k_fe)
-        if not np.all(np.isfinite(beta)):
-            beta = np.zeros(self.k_fe)
-        disp = self.kernel.default_dispersion()
+        beta = start_beta(sum(p[0] for p in pieces), sum(p[1] for p in pieces))
+        disp = None
         if self.kernel.n_dispersion:
             shares = [np.ravel(s) for s in self.executor.map("pearson_sum", beta)]
             first = sum(s[0] for s in shares) / max(self.nobs - self.k_fe, 1)
             disp = first if shares[0].size == 1 else (first, *shares[0][1:])
-            if not (np.isfinite(first) and first > 0):
-                disp = self.kernel.check_dispersion_start(1.0)
+        disp = checked_start_dispersion(self.kernel, disp)
         self._start_cache = (beta, disp)
         return self._start_cache
 
