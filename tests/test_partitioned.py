@@ -179,3 +179,14 @@ def test_verbose_fit_reports_round_trips(models, capsys):
     pm.fit(verbose=10)
     lines = [line for line in capsys.readouterr().out.splitlines() if "rounds =" in line]
     assert lines and lines[-1].split("rounds = ")[1].split()[0].isdigit()
+
+
+@pytest.mark.parametrize("name,nAGQ", [("one factor", 0), ("one factor", 7), ("crossed", 0)])
+def test_fit_equals_in_memory_nagq(models, name, nAGQ):
+    model = models[name]
+    ours, theirs = wrap(_partitioned(model, 3).fit(nAGQ=nAGQ)), model.fit(nAGQ=nAGQ)
+    assert ours.llf == pytest.approx(theirs.llf, abs=1e-6)
+    np.testing.assert_allclose(ours.params, theirs.params, rtol=1e-6, atol=1e-7)
+    for group, frame in theirs.ranef().items():
+        np.testing.assert_allclose(ours.ranef()[group].to_numpy(), frame.to_numpy(),
+                                   rtol=1e-5, atol=1e-6)

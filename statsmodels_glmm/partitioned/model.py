@@ -179,7 +179,9 @@ class PartitionedModel:
         if self.is_lmm:
             u_c = self._central_part(fit.modes.u)
         else:
-            u_c = self._modes_at(fit.theta, fit.beta, fit.dispersion, fit.modes.u)
+            # the stages end with the conditional covariance at the optimum, which
+            # leaves the partitions' local modes there: no further round is needed
+            u_c = np.asarray(fit.modes.u, dtype=float)
             fit.modes.u = self._gather_modes(u_c)
         return PartitionedResults(self, fit, self._fitted_statistics(fit, u_c))
 
