@@ -23,26 +23,38 @@ __all__ = ["warn_separation", "warn_singular", "warn_diverging", "SD_LIMIT"]
 SD_LIMIT = 10.0
 
 
+def count_at_bound(kind, y, weights, mu):
+    """Observations whose fitted mean is at the boundary of its range: a
+    probability of 0 or 1 (``kind`` "probability"), or a mean of 0 for a zero
+    count ("count"); 0 for other families."""
+    if kind == "probability":
+        return int(np.sum((mu < 1e-8) | (mu > 1 - 1e-8)))
+    if kind == "count":
+        return int(np.sum((mu < 1e-8) & (y == 0) & (weights > 0)))
+    return 0
+
+
 def warn_separation(response, mu, stacklevel=4):
     """Fitted means at the boundary of their range, (quasi-)complete separation:
     probabilities of 0 or 1 (binomial), or means of 0 for zero counts (counts: a
     cell of the design with only zeros, as R's "fitted rates numerically 0").
     Some estimates then diverge."""
     kind = response.kernel.separation
-    if kind == "probability":
-        at_bound = (mu < 1e-8) | (mu > 1 - 1e-8)
-        what = "fitted probabilities of 0 or 1"
-    elif kind == "count":
-        at_bound = (mu < 1e-8) & (response.y == 0) & (response.weights > 0)
-        what = "fitted means of 0 for zero counts"
-    else:
+    warn_separation_count(kind, count_at_bound(kind, response.y, response.weights, mu),
+                          stacklevel + 1)
+
+
+def warn_separation_count(kind, count, stacklevel=4):
+    """The warning of :func:`warn_separation`, given :func:`count_at_bound`."""
+    if not count:
         return
-    if np.any(at_bound):
-        warnings.warn(
-            f"{what} for {int(at_bound.sum())} observation(s): "
-            "(quasi-)complete separation; the estimates of the separating effects "
-            "diverge and their standard errors are not meaningful",
-            PerfectSeparationWarning, stacklevel=stacklevel)
+    what = ("fitted probabilities of 0 or 1" if kind == "probability"
+            else "fitted means of 0 for zero counts")
+    warnings.warn(
+        f"{what} for {count} observation(s): "
+        "(quasi-)complete separation; the estimates of the separating effects "
+        "diverge and their standard errors are not meaningful",
+        PerfectSeparationWarning, stacklevel=stacklevel)
 
 
 def singular_terms(random_effects, theta, tol=1e-4):
@@ -67,18 +79,21 @@ def warn_singular(random_effects, theta, tol=1e-4, stacklevel=4):
             stacklevel=stacklevel)
 
 
-def _levels_at_bound(response, term):
-    """Per level of ``term``: all responses at the lower bound, and at the upper
-    bound (probabilities only), and the total weight."""
-    probability = response.kernel.separation == "probability"
-    y = response.y if probability else np.minimum(response.y, 1.0)
-    w = response.weights
-    low = np.bincount(term.refs, weights=(y > 0) * w, minlength=term.n_levels) == 0
-    high = np.bincount(term.refs, weights=(y < 1) * w, minlength=term.n_levels) == 0
-    if not probability:  # counts have no upper bound
-        high[:] = False
-    trials = np.bincount(term.refs, weights=w, minlength=term.n_levels)
-    return low, high, trials
+def level_weight_sums(kind, y, w, refs, n_levels):
+    """Per level: the weight of responses above the lower bound, below the upper
+    bound, and in all (sums, so they add over partitions of the rows)."""
+    y = y if kind == "probability" else np.minimum(y, 1.0)
+    return (np.bincount(refs, weights=(y > 0) * w, minlength=n_levels),
+            np.bincount(refs, weights=(y < 1) * w, minlength=n_levels),
+            np.bincount(refs, weights=w, minlength=n_levels))
+
+
+def _levels_at_bound(kind, sums):
+    """Per level: all responses at the lower bound, at the upper bound
+    (probabilities only), and the total weight."""
+    above, below, trials = sums
+    high = below == 0 if kind == "probability" else np.zeros(trials.shape, dtype=bool)
+    return above == 0, high, trials
 
 
 def warn_diverging(response, random_effects, theta, limit=SD_LIMIT, stacklevel=4):
@@ -92,11 +107,22 @@ def warn_diverging(response, random_effects, theta, limit=SD_LIMIT, stacklevel=4
     kind = response.kernel.separation
     if kind is None:
         return
+    sums = [level_weight_sums(kind, response.y, response.weights, term.refs, term.n_levels)
+            for term in random_effects.terms]
+    warn_diverging_sums(kind, response.link, random_effects, theta, sums, limit,
+                        stacklevel + 1)
+
+
+def warn_diverging_sums(kind, link, random_effects, theta, sums, limit=SD_LIMIT,
+                        stacklevel=4):
+    """The warning of :func:`warn_diverging`, given each term's
+    :func:`level_weight_sums` (``kind`` the family's ``separation``)."""
     re = random_effects
     # SDs of the effect of one unit of scale of each covariate (θ · scale)
-    for term, T in zip(re.terms, re.factors(np.asarray(theta) * re.theta_scale())):
+    for term, T, term_sums in zip(re.terms, re.factors(np.asarray(theta) * re.theta_scale()),
+                                  sums):
         sd = np.sqrt(np.diag(T @ T.T))
-        low, high, trials = _levels_at_bound(response, term)
+        low, high, trials = _levels_at_bound(kind, term_sums)
         # every level all-0 or all-1 (one with two or more trials), with an
         # intercept in the term: the likelihood rises without bound in its SD
         # whatever SD the approximation stopped at (8.4 with two observations
@@ -108,7 +134,7 @@ def warn_diverging(response, random_effects, theta, limit=SD_LIMIT, stacklevel=4
         bound = "all-0 or all-1 responses" if kind == "probability" else "only zeros"
         warnings.warn(
             f"the random-effect standard deviation of ({term.expr} | {term.group_name}) "
-            f"is estimated as {sd.max():.3g} on the {response.link} scale: the variance is "
+            f"is estimated as {sd.max():.3g} on the {link} scale: the variance is "
             f"diverging ({int(np.sum(low | high))} of {term.n_levels} levels have "
             f"{bound}, so the likelihood keeps increasing with it); the estimates and "
             "standard errors are not meaningful", BoundaryWarning, stacklevel=stacklevel)

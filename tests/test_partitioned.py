@@ -190,3 +190,40 @@ def test_fit_equals_in_memory_nagq(models, name, nAGQ):
     for group, frame in theirs.ranef().items():
         np.testing.assert_allclose(ours.ranef()[group].to_numpy(), frame.to_numpy(),
                                    rtol=1e-5, atol=1e-6)
+
+
+def _warning_kinds(fit):
+    import warnings
+
+    from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
+
+    from statsmodels_glmm import BoundaryWarning, SingularFitWarning
+
+    kinds = (SingularFitWarning, PerfectSeparationWarning, BoundaryWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit()
+    return sorted({k.__name__ for w in caught for k in kinds if issubclass(w.category, k)})
+
+
+def _troubled_data(kind, seed=4):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(12), 20)
+    x = rng.normal(size=g.size)
+    if kind == "singular":  # no group variation at all
+        y = (rng.uniform(size=g.size) < 1 / (1 + np.exp(-0.5 * x))).astype(int)
+    elif kind == "separation":  # x separates the responses
+        y = (x > 0).astype(int)
+    else:  # every group all-0 or all-1: the variance diverges
+        y = (g % 2).astype(int)
+    return pd.DataFrame({"y": y, "x": x, "g": g})
+
+
+@pytest.mark.parametrize("kind", ["singular", "separation", "diverging"])
+def test_partitioned_fit_warns_as_in_memory(kind):
+    model = GLMM.from_formula("y ~ x + (1 | g)", _troubled_data(kind),
+                              family=sm.families.Binomial())
+    theirs = _warning_kinds(model.fit)
+    ours = _warning_kinds(lambda: _partitioned(model, 3).fit())
+    assert theirs  # the data do produce the warning in memory
+    assert ours == theirs

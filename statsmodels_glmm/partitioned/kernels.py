@@ -28,6 +28,7 @@ import scipy.sparse as sp
 
 from ..blocked_cholesky import PenalizedSystem, x_border
 from ..chunked import weighted_gram
+from ..diagnostics import count_at_bound, level_weight_sums
 from ..nested_blocks import matmul, matmul_t, product_t, subtract
 from ..pirls import pirls
 from ..quadrature import agq_deviance
@@ -72,6 +73,7 @@ class PartitionState:
         self.local = design.local_terms
         self.central = design.central_terms
         self.central_sizes = [design.terms[j].n_re for j in self.central]
+        self._term_sizes = [(t.n_re, t.n_cov) for t in design.terms]
         self.response = Response(design.family, data.endog, data.weights, data.offset,
                                  design.endog_label, estimate_alpha=design.estimate_alpha)
         terms, self.local_levels = [], []
@@ -286,9 +288,12 @@ class PartitionState:
 
     def fitted_summary(self, theta, disp, beta, u_central, probs):
         """At the modes (the warm start, after an evaluation at this point): the
-        scaled Pearson residuals' quantiles at ``probs`` and Σ unit deviances."""
+        Pearson residuals' quantiles at ``probs``, Σ unit deviances, the number of
+        rows, the fitted means at their bound (separation), and per term the
+        weight sums by level of :func:`diagnostics.level_weight_sums` (local
+        levels for a local term, all levels for a crossed one)."""
         if self.nobs == 0:
-            return None, 0.0, 0
+            return None, 0.0, 0, 0, None
         self._settle()
         resp = self.response
         eta = self.data.offset + self.data.exog @ beta
@@ -299,7 +304,16 @@ class PartitionState:
         mu = resp.mu(eta)
         pearson = (resp.y - mu) * np.sqrt(resp.weights / resp.variance(mu, disp))
         deviance = float(resp.unit_deviance(mu, disp).sum())
-        return np.quantile(pearson, probs), deviance, self.nobs
+        kind = resp.kernel.separation
+        at_bound = count_at_bound(kind, resp.y, resp.weights, mu)
+        sums = None
+        if kind is not None:
+            local = dict(zip(self.local, self.re.terms if self.re is not None else []))
+            sums = [level_weight_sums(kind, resp.y, resp.weights, local[j].refs,
+                                      local[j].n_levels) if j in local else
+                    level_weight_sums(kind, resp.y, resp.weights, self.data.refs[j], n_re // s)
+                    for j, (n_re, s) in enumerate(self._term_sizes)]
+        return np.quantile(pearson, probs), deviance, self.nobs, at_bound, sums
 
     def lmm_blocks(self, sizes):
         """The partition's cross-products for the one-pass linear mixed model."""

@@ -15,6 +15,7 @@ from statsmodels.base.data import PandasData
 
 from ..blas import blas_limits
 from ..design import DesignBasis
+from ..diagnostics import warn_diverging_sums, warn_separation_count, warn_singular
 from ..params import ParameterLayout
 from ..re_terms import RandomEffects, RandomEffectsTerm, theta_scale_from_rms
 from ..response import Response
@@ -233,6 +234,7 @@ class PartitionedModel:
         pieces = [p for p in self.executor.map("fitted_summary", fit.theta, fit.dispersion,
                                               fit.beta, u_central, _QUANTILE_GRID)
                   if p[2]]
+        self._warn_fit(fit, pieces)
         values = np.concatenate([p[0] for p in pieces])
         weights = np.concatenate([np.full(_QUANTILE_GRID.size, p[2] / _QUANTILE_GRID.size)
                                   for p in pieces])
@@ -244,6 +246,24 @@ class PartitionedModel:
         sigma = self.kernel.sigma(fit.dispersion)
         return {"scaled_residual_quantiles": quantiles / sigma,
                 "deviance": sum(p[1] for p in pieces)}
+
+    def _warn_fit(self, fit, pieces):
+        """The in-memory fit's warnings (separation, singular and diverging
+        covariances) from the partitions' counts and per-level sums."""
+        kind = self.kernel.separation
+        warn_separation_count(kind, sum(p[3] for p in pieces), stacklevel=5)
+        warn_singular(self.random_effects, fit.theta, stacklevel=5)
+        if kind is None:
+            return
+        sums = []
+        for j in range(len(self.design.terms)):
+            parts = [p[4][j] for p in pieces]
+            if self.design.terms[j].local:  # each level in one partition: stack them
+                sums.append(tuple(np.concatenate(a) for a in zip(*parts)))
+            else:
+                sums.append(tuple(np.sum(a, axis=0) for a in zip(*parts)))
+        warn_diverging_sums(kind, self.kernel.link, self.random_effects, fit.theta, sums,
+                            stacklevel=5)
 
     @property
     def rounds(self):
