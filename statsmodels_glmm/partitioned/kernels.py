@@ -139,6 +139,8 @@ class PartitionState:
         self._setup = (theta, disp, beta, joint, information)
         self._scaled = self._scaled_local(theta)
         self._C = self._central_design(theta, joint)
+        # offset (+ X β when β is fixed): the same in every round of the iteration
+        self._fixed = self.data.offset if joint else self.data.offset + self.data.exog @ beta
         self._base = None
         self._trial = self._evaluate(start.copy(), v, step=0.0)
         return self._trial[0]
@@ -177,17 +179,14 @@ class PartitionState:
     def _evaluate(self, u, v, step, information=None):
         """Objective and pieces at (u_local, v); ``information`` None: the working
         (Fisher) weights of the iteration."""
-        theta, disp, beta, joint, _ = self._setup
+        disp = self._setup[1]
         self._v = v
-        resp, data = self.response, self.data
-        eta = data.offset + self._C.matvec(v)
-        if not joint:
-            eta = eta + data.exog @ beta
+        resp = self.response
+        eta = self._fixed + self._C.matvec(v)
         if self.re is not None:
             eta = eta + self.re.linear_predictor(self._scaled, u)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            mu = resp.mu(eta)
-            neg2ll = resp.neg2loglik_obs(mu, disp)
+            mu, neg2ll = resp.mu_and_neg2ll(eta, disp)
         pdev = float(neg2ll.sum() + u @ u)
         if not np.isfinite(pdev):
             return Pieces(pdev, np.nan, None, None, step), u, None
@@ -196,7 +195,7 @@ class PartitionState:
             w = resp.observed_weights(eta, mu, disp)
         resid = np.divide(resp.y - mu, dmu, out=np.zeros_like(mu), where=dmu != 0)
         # the working response on the scale solved for: Z_l Λ u + C v (+ resid)
-        lin = eta - data.offset - (0.0 if joint else data.exog @ beta)
+        lin = eta - self._fixed
         weighted = w * (lin + resid)
         pieces, cache = self._schur(w, weighted)
         return Pieces(pdev, pieces[0], pieces[1], pieces[2], step), u, cache
