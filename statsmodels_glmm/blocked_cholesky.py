@@ -24,6 +24,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from .chunked import weighted_gram
+from .compiled import group_row_sums
 from .nested_blocks import NestedBlock, gram_diagonal, matmul, matmul_t, product_t, subtract
 
 _potrf, _trtrs = sla.lapack.dpotrf, sla.lapack.dtrtrs
@@ -262,13 +263,12 @@ class BlockedCholesky:
 
 def x_border(refs, zt, n_levels, w, X):
     """X'W Z Λ for one term (rows' level codes ``refs``, Z Λ values ``zt``) as a
-    dense p x (n_levels * S) block, one ``bincount`` per covariate and column."""
+    dense p x (n_levels * S) block: per-level row sums of X (one compiled pass
+    over the rows, or one ``bincount`` per covariate and column)."""
     s = zt.shape[1]
     out = np.empty((X.shape[1], n_levels, s))
     for a in range(s):
-        wa = w * zt[:, a]
-        for c in range(X.shape[1]):
-            out[c, :, a] = np.bincount(refs, weights=wa * X[:, c], minlength=n_levels)
+        out[:, :, a] = group_row_sums(refs, w * zt[:, a], X, n_levels).T
     return out.reshape(X.shape[1], n_levels * s)
 
 

@@ -1,0 +1,45 @@
+"""The compiled kernels equal their numpy paths (and the plain formulas)."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from statsmodels_glmm import compiled
+
+
+@pytest.fixture(params=[True, False], ids=["compiled", "numpy"])
+def kernels(request, monkeypatch):
+    if request.param and not compiled.HAVE_NUMBA:
+        pytest.skip("numba is not installed")
+    monkeypatch.setattr(compiled, "ENABLED", request.param)
+    monkeypatch.setattr(compiled, "MIN_WORK", 0)
+    return compiled
+
+
+def test_group_row_sums(kernels):
+    rng = np.random.default_rng(1)
+    refs = rng.integers(0, 7, 500)
+    w = rng.standard_normal(500)
+    X = rng.standard_normal((500, 3))
+    expected = np.zeros((9, 3))
+    np.add.at(expected, refs, w[:, None] * X)
+    got = kernels.group_row_sums(refs, w, X, 9)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape,nnz", [((40, 300), 2000), ((1, 5), 3), ((6, 4), 0)])
+def test_sparse_gram_lower(kernels, shape, nnz):
+    rng = np.random.default_rng(2)
+    C = sp.csr_matrix((rng.standard_normal(nnz), (rng.integers(0, shape[0], nnz),
+                                                  rng.integers(0, shape[1], nnz))), shape=shape)
+    pattern = kernels.SparseGramPattern(C)
+    scale = rng.random(shape[1])
+    start = rng.standard_normal((shape[0], shape[0]))
+    out = kernels.sparse_gram_lower(start.copy(), pattern, scale=scale)
+    expected = start - (C @ sp.diags(scale) @ C.T).toarray()
+    np.testing.assert_allclose(np.tril(out), np.tril(expected), rtol=1e-12, atol=1e-12)
+    # new values on the same pattern
+    data = 2.0 * pattern.data
+    out = kernels.sparse_gram_lower(start.copy(), pattern, data=data)
+    expected = start - 4.0 * (C @ C.T).toarray()
+    np.testing.assert_allclose(np.tril(out), np.tril(expected), rtol=1e-12, atol=1e-12)
