@@ -64,7 +64,9 @@ def triangular_factor(X, rows=8 * CHUNK_ROWS):
     if n <= 2 * rows or p == 0:
         R = sla.qr(X, mode="r", check_finite=False)[0]
         return R[:min(R.shape), :]
-    stacked = [sla.qr(X[block], mode="r", check_finite=False)[0][:p] for block in
+    # mode="r" returns an R as tall as the block: copy its top p rows, so that the
+    # blocks' full-height arrays (together a copy of X) are not kept alive
+    stacked = [sla.qr(X[block], mode="r", check_finite=False)[0][:p].copy() for block in
                _blocks(n, rows)]
     R = sla.qr(np.vstack(stacked), mode="r", check_finite=False)[0]
     return R[:p, :]

@@ -393,6 +393,8 @@ def _warn_expression_missing(frame, complete, used, extra):
 def _total_offset(frame, parsed, explicit, rows, eval_env):
     """``offset=`` plus every ``offset(...)`` term of the formula."""
     env = EvalEnvironment([eval_env])
+    if explicit is None and not parsed.offsets:  # read-only zeros, no memory per row
+        return np.broadcast_to(0.0, (len(frame),))
     total = np.zeros(len(frame))
     if explicit is not None:
         total += explicit[rows]

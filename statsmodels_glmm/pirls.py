@@ -134,8 +134,17 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
     Returns
     -------
     PirlsResult
+        (or :class:`fused_pirls.FusedPirlsResult`, the same interface, where the
+        compiled single-term path applies)
     """
     joint = X is not None
+    if fused_pirls.applies(response, re, joint):
+        iteration = dict(tol=tol, step_tol=step_tol, maxit=maxit, max_halvings=max_halvings)
+        modes = (fused_pirls.fused_joint_pirls(response, re, scaled, offset, X, u0, beta0,
+                                               **iteration) if joint else
+                 fused_pirls.fused_pirls(response, re, scaled, offset, u0, beta, **iteration))
+        if modes is not None:
+            return modes
     q = re.n_re
     u = u0.copy()
     b = beta0.copy() if joint else None
@@ -259,3 +268,7 @@ def _factor_at_modes(response, system, scaled, eta, mu, phi, information):
     except np.linalg.LinAlgError:
         raise PirlsError(f"the {information} information at the conditional modes is not "
                          "positive definite") from None
+
+
+# imported last: fused_pirls uses this module's iteration rules
+from . import fused_pirls  # noqa: E402

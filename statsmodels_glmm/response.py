@@ -34,13 +34,17 @@ __all__ = ["Response", "family_name", "link_name", "has_dispersion"]
 
 
 def _as_float(values, what):
+    """``values`` as float64, read-only; a float64 array is not copied (on large
+    data each copy is another n floats)."""
     arr = np.asarray(values)
-    if arr.dtype == bool:
-        return arr.astype(float)
     try:
-        return arr.astype(float)
+        out = arr.astype(float, copy=False)
     except (TypeError, ValueError):
         raise ValueError(f"{what} must be numeric, got dtype {arr.dtype}") from None
+    if out is arr:  # shared with the caller's array: a view that cannot write to it
+        out = out.view()
+        out.flags.writeable = False
+    return out
 
 
 class Response:
@@ -72,7 +76,9 @@ class Response:
         y = _as_float(endog, f"response {endog_name!r}")
         n = y.shape[0]
         self.prior_weights = self._prior_weights(prior_weights, n)
-        self.offset = np.zeros(n) if offset is None else _as_float(offset, "offset")
+        # no offset: a read-only zero vector that takes no memory per row
+        self.offset = (np.broadcast_to(0.0, (n,)) if offset is None
+                       else _as_float(offset, "offset"))
         if self.offset.shape != (n,):
             raise ValueError(f"offset has length {self.offset.size}, expected {n}")
         self.y, self.trials = self._proportions(y, endog_name)
@@ -90,7 +96,8 @@ class Response:
 
     @staticmethod
     def _prior_weights(prior_weights, n):
-        pw = np.ones(n) if prior_weights is None else _as_float(prior_weights, "weights")
+        pw = (np.broadcast_to(1.0, (n,)) if prior_weights is None
+              else _as_float(prior_weights, "weights"))
         if pw.shape != (n,):
             raise ValueError(f"weights has length {pw.size}, expected {n} (one per observation)")
         if not np.all(np.isfinite(pw)) or np.any(pw < 0):
@@ -101,8 +108,8 @@ class Response:
 
     def _proportions(self, y, endog_name):
         """(y, trials): a two-column binomial response becomes proportions."""
-        if y.ndim == 1:
-            return y, np.ones(y.shape[0])
+        if y.ndim == 1:  # unit trials: read-only ones that take no memory per row
+            return y, np.broadcast_to(1.0, y.shape)
         if y.ndim != 2:
             raise ValueError(f"response {endog_name!r} must be one or two columns")
         if y.shape[1] != 2 or kernel_class(self.family) is not BinomialKernel:

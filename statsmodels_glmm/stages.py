@@ -22,6 +22,7 @@ import scipy.linalg as sla
 import statsmodels.api as sm
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
+from . import fused_pirls
 from .chunked import CHUNK_ROWS, max_abs_product, weighted_gram
 from .convergence import check_convergence, choose_vcov, try_boundary
 from .derivatives import curvature_steps, gradient_and_curvature, numerical_hessian
@@ -361,6 +362,14 @@ def _joint_factor(model, theta, disp, u, beta, damped=False):
     """
     re = model.random_effects
     scaled = re.scaled_covariates(theta)
+    if fused_pirls.applies(model.response, re, joint=True):
+        try:
+            factor = fused_pirls.joint_factor(model.response, re, scaled, model.offset,
+                                              model.exog @ beta, model.design_basis.X, u)
+        except np.linalg.LinAlgError:
+            factor = None
+        if factor is not None:
+            return factor
     eta = model.offset + model.exog @ beta + re.linear_predictor(scaled, u)
     mu = model.response.mu(eta)
     w = model.response.working_weights(eta, mu, disp)

@@ -1,0 +1,317 @@
+"""PIRLS with β fixed for one scalar random-effects term on 0/1 data (logit link),
+each iteration one compiled pass over the rows.
+
+This is the large-data workhorse, ``y ~ x + ... + (1 | g)`` on millions of
+Bernoulli rows. The general :func:`pirls.pirls` makes about ten numpy passes
+over the n rows per iteration (Z Λ u, η, μ and −2 log p, the weights, the
+working residual, and one ``bincount`` per block); here one pass computes, at
+the current u, the penalized deviance and the per-level sums that give the next
+Newton step (the matrix Λ'Z'WZΛ + I is diagonal), and no n-vector is allocated
+in the iteration. Measured at 1e6 rows: 27 ms against 60 ms per iteration.
+
+The iteration is :func:`pirls.pirls`'s: the same step-halving and convergence
+rule (``step_accepted``, ``converged``), and the returned factor is the one of
+the last step, as there. It applies when numba is present
+(:func:`compiled.available`), on large data only (small fits keep the rounding
+of the general path, which degenerate likelihoods are sensitive to), and while
+every |η| stays below the bound of the numpy fused form
+(``families.binomial._FUSED_ETA_MAX``); otherwise :func:`pirls.pirls` runs.
+"""
+
+import functools
+
+import numpy as np
+
+from . import compiled
+from .blocked_cholesky import BlockedCholesky
+from .chunked import CHUNK_ROWS
+from .families.binomial import _FUSED_ETA_MAX
+from .pirls import PirlsError, converged, step_accepted
+
+__all__ = ["FusedPirlsResult", "applies", "fused_joint_pirls", "fused_pirls", "joint_factor"]
+
+_EPS = np.finfo(float).eps
+
+
+def applies(response, random_effects, joint):
+    """Whether :func:`fused_pirls` (β fixed) or :func:`fused_joint_pirls` (``joint``)
+    handles this model: one scalar term, 0/1 data with unit weights and the logit
+    link, large n, numba present."""
+    terms = random_effects.terms
+    kernel = response.kernel
+    n = terms[0].refs.shape[0] if terms else 0
+    return (len(terms) == 1 and terms[0].n_cov == 1 and n > CHUNK_ROWS
+            and response.link == "logit" and getattr(kernel, "_bernoulli", False)
+            and np.isscalar(kernel.binom_mult) and kernel.binom_mult == 1.0
+            and compiled.available())
+
+
+@functools.cache
+def _kernel():
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def bernoulli_logit_pass(fixed, refs, z, u, y, eta_max, d, r):  # pragma: no cover
+        """At u: Σ −2 log p (or NaN when some |η| ≥ eta_max), and, per level,
+        d = Σ w z² and r = Σ z (w Z Λ u + y − μ), with w = max(μ(1 − μ), ε)."""
+        d[:] = 0.0
+        r[:] = 0.0
+        total = 0.0
+        for i in range(fixed.shape[0]):
+            g = refs[i]
+            zi = z[i]
+            lin = zi * u[g]
+            eta = fixed[i] + lin
+            if abs(eta) >= eta_max:
+                return np.nan
+            # as families.binomial._logit_bernoulli: e = exp(−|η|), one log
+            e = np.exp(-abs(eta))
+            h = 1.0 if eta >= 0.0 else 0.0
+            mu = max(e, h) / (1.0 + e)
+            total += np.log(1.0 + e) + (h - y[i]) * eta
+            w = max(mu * (1.0 - mu), 2.220446049250313e-16)
+            d[g] += w * zi * zi
+            r[g] += zi * (w * lin + (y[i] - mu))
+        return 2.0 * total
+
+    @numba.njit(cache=True, nogil=True)
+    def bernoulli_logit_joint_pass(offset, xb, refs, z, u, y, X, eta_max, d, r,
+                                   zwx, xwx, rx):  # pragma: no cover
+        """As ``bernoulli_logit_pass`` with β: η = offset + Xβ + z u_g, and also
+        Z'WX (per level), X'WX and X'(w (Xβ + Z Λ u) + y − μ). X'WX is taken
+        over blocks of rows scaled by √w (w > 0) with BLAS: a loop over its p²
+        entries per row would cost three times as much."""
+        d[:] = 0.0
+        r[:] = 0.0
+        zwx[:] = 0.0
+        xwx[:] = 0.0
+        rx[:] = 0.0
+        n, p = X.shape
+        block = np.empty((512, p))
+        total = 0.0
+        for start in range(0, n, 512):
+            stop = min(start + 512, n)
+            for i in range(start, stop):
+                g = refs[i]
+                zi = z[i]
+                lin = xb[i] + zi * u[g]
+                eta = offset[i] + lin
+                if abs(eta) >= eta_max:
+                    return np.nan
+                e = np.exp(-abs(eta))
+                h = 1.0 if eta >= 0.0 else 0.0
+                mu = max(e, h) / (1.0 + e)
+                total += np.log(1.0 + e) + (h - y[i]) * eta
+                w = max(mu * (1.0 - mu), 2.220446049250313e-16)
+                work = w * lin + (y[i] - mu)
+                d[g] += w * zi * zi
+                r[g] += zi * work
+                wz, sw = w * zi, np.sqrt(w)
+                for k in range(p):
+                    xk = X[i, k]
+                    zwx[g, k] += wz * xk
+                    rx[k] += xk * work
+                    block[i - start, k] = sw * xk
+            rows = block[:stop - start]
+            xwx += np.dot(rows.T, rows)
+        return 2.0 * total
+
+    return bernoulli_logit_pass, bernoulli_logit_joint_pass
+
+
+class FusedPirlsResult:
+    """The modes from :func:`fused_pirls`, as a :class:`pirls.PirlsResult`: the
+    per-row ``eta``, ``mu`` and ``neg2ll`` are computed when first asked for
+    (only the final fit's results need them)."""
+
+    def __init__(self, u, beta, factor, neg2ll_sum, iterations, response, linear_predictor):
+        self.u, self.beta, self.factor, self.iterations = u, beta, factor, iterations
+        self._neg2ll_sum = neg2ll_sum
+        self._response, self._linear_predictor = response, linear_predictor
+
+    @functools.cached_property
+    def _rows(self):
+        eta = self._linear_predictor(self.u)
+        mu, neg2ll = self._response.mu_and_neg2ll(eta)
+        return eta, mu, neg2ll
+
+    @functools.cached_property
+    def eta(self):
+        return self._rows[0]
+
+    @functools.cached_property
+    def mu(self):
+        return self._rows[1]
+
+    @functools.cached_property
+    def neg2ll(self):
+        return self._rows[2]
+
+    @property
+    def penalized_deviance(self):
+        return float(self._neg2ll_sum + self.u @ self.u)
+
+    def laplace(self):
+        """−2 log of the Laplace approximation to the marginal likelihood."""
+        return self.penalized_deviance + self.factor.logdet2()
+
+    def __getstate__(self):  # the row arrays, not the closure
+        state = {k: v for k, v in self.__dict__.items() if k != "_linear_predictor"}
+        state.update(eta=self.eta, mu=self.mu, neg2ll=self.neg2ll)
+        state.pop("_rows", None)
+        return state
+
+
+def _newton(evaluate, solve, u, b, tol, step_tol, maxit, max_halvings):
+    """:func:`pirls.pirls`'s iteration: ``evaluate(u, b)`` gives the penalized
+    deviance there (NaN: outside the fused form) and leaves the system at that
+    point for ``solve()``, which returns (u, b, factor) of the Newton point, or
+    None when the system needs the general path's damping.
+
+    Returns
+    -------
+    (u, b, penalized deviance, factor of the last step, iterations) or None
+    """
+    pdev = evaluate(u, b)
+    if not np.isfinite(pdev):
+        return None
+    stalls = 0
+    for iteration in range(1, maxit + 1):  # noqa: B007 (reported after the loop)
+        solved = solve()
+        if solved is None:
+            return None
+        u_new, b_new, factor = solved
+        for _ in range(max_halvings):
+            pdev_new = evaluate(u_new, b_new)
+            if np.isnan(pdev_new):
+                return None
+            if step_accepted(pdev_new, pdev, tol):
+                break
+            u_new = 0.5 * (u + u_new)
+            b_new = None if b is None else 0.5 * (b + b_new)
+        else:
+            raise PirlsError("PIRLS step-halvings failed to reduce the penalized deviance")
+        step = float(np.max(np.abs(u_new - u), initial=0.0))
+        if b is not None:
+            step = max(step, float(np.max(np.abs(b_new - b), initial=0.0)))
+        change = pdev - pdev_new
+        u, b, pdev = u_new, b_new, pdev_new
+        done, stalls = converged(change, pdev, step, stalls, tol, step_tol)
+        if done:
+            return u, b, pdev, factor, iteration
+    raise PirlsError(f"PIRLS did not converge in {maxit} iterations")
+
+
+def _term_arrays(response, random_effects, scaled):
+    term = random_effects.terms[0]
+    return (term.refs, np.ascontiguousarray(scaled[0][:, 0]),
+            np.ascontiguousarray(response.y, dtype=float), term.n_levels)
+
+
+def fused_pirls(response, random_effects, scaled, fixed, u0, beta=None, tol=1e-12,
+                step_tol=1e-10, maxit=200, max_halvings=30):
+    """:func:`pirls.pirls` with β fixed for a model :func:`applies` to.
+
+    Returns
+    -------
+    FusedPirlsResult or None
+        None when some |η| reaches the fused form's bound (the caller then runs
+        :func:`pirls.pirls`).
+    """
+    refs, z, y, ell = _term_arrays(response, random_effects, scaled)
+    passes = _kernel()[0]
+    d, r = np.empty(ell), np.empty(ell)
+
+    def evaluate(u, _):
+        value = passes(fixed, refs, z, u, y, _FUSED_ETA_MAX, d, r)
+        return value + float(u @ u) if np.isfinite(value) else value
+
+    def solve():
+        diag = d + 1.0  # Λ'Z'WZΛ + I is diagonal
+        return r / diag, None, BlockedCholesky([diag.reshape(-1, 1, 1)], {})
+
+    out = _newton(evaluate, solve, np.array(u0, dtype=float), None, tol, step_tol, maxit,
+                  max_halvings)
+    if out is None:
+        return None
+    u, _, pdev, factor, iterations = out
+
+    def linear_predictor(modes_u):
+        return fixed + z * modes_u[refs]
+
+    return FusedPirlsResult(u, beta, factor, pdev - float(u @ u), iterations, response,
+                            linear_predictor)
+
+
+class _JointPass:
+    """The compiled joint pass with its buffers: at (u, β), the penalized
+    deviance and the joint system (Λ'Z'WZΛ + I, Z'WX, X'WX and the right-hand
+    side), for one scalar term."""
+
+    def __init__(self, response, random_effects, scaled, offset, X):
+        self.refs, self.z, self.y, ell = _term_arrays(response, random_effects, scaled)
+        self.offset, self.X = offset, np.ascontiguousarray(X)
+        p = self.X.shape[1]
+        self.d, self.r, self.rx = np.empty(ell), np.empty(ell), np.empty(p)
+        self.zwx, self.xwx = np.empty((ell, p)), np.empty((p, p))
+
+    def evaluate(self, u, xb):
+        """The penalized deviance at u and X β = ``xb`` (NaN: outside the fused form)."""
+        value = _kernel()[1](self.offset, xb, self.refs, self.z, u, self.y, self.X,
+                             _FUSED_ETA_MAX, self.d, self.r, self.zwx, self.xwx, self.rx)
+        return value + float(u @ u) if np.isfinite(value) else value
+
+    def factor(self):
+        """The blocked factor of the system at the last evaluation (LinAlgError
+        when X'WX is numerically singular)."""
+        return BlockedCholesky([(self.d + 1.0).reshape(-1, 1, 1), self.xwx.copy()],
+                               {(1, 0): np.ascontiguousarray(self.zwx.T)})
+
+    def rhs(self):
+        return [self.r.copy(), self.rx.copy()]
+
+
+def fused_joint_pirls(response, random_effects, scaled, offset, X, u0, beta0, tol=1e-12,
+                      step_tol=1e-10, maxit=200, max_halvings=30):
+    """:func:`pirls.pirls` over (u, β) jointly (the nAGQ=0 stage) for a model
+    :func:`applies` to (with ``joint=True``): each iteration one compiled pass
+    over the rows and X, which also accumulates Z'WX, X'WX and X'Wz.
+
+    Returns
+    -------
+    FusedPirlsResult or None
+        None when some |η| reaches the fused form's bound, or when X'WX needs
+        the general path's damping.
+    """
+    system = _JointPass(response, random_effects, scaled, offset, X)
+
+    def solve():
+        try:
+            factor = system.factor()
+        except np.linalg.LinAlgError:
+            return None
+        u_new, b_new = factor.solve(system.rhs())
+        return u_new, b_new, factor.leading(1)
+
+    out = _newton(lambda u, b: system.evaluate(u, system.X @ b), solve,
+                  np.array(u0, dtype=float), np.array(beta0, dtype=float), tol, step_tol,
+                  maxit, max_halvings)
+    if out is None:
+        return None
+    u, b, pdev, factor, iterations = out
+
+    def linear_predictor(modes_u):
+        return offset + system.X @ b + system.z * modes_u[system.refs]
+
+    return FusedPirlsResult(u, b, factor, pdev - float(u @ u), iterations, response,
+                            linear_predictor)
+
+
+def joint_factor(response, random_effects, scaled, offset, xb, X, u):
+    """The blocked factor of the joint (u, β) system at u and X β = ``xb`` (with X
+    the design's basis), as ``stages`` needs it after the fit; None outside the
+    fused form. Raises LinAlgError as ``PenalizedSystem.factor``."""
+    system = _JointPass(response, random_effects, scaled, offset, X)
+    if not np.isfinite(system.evaluate(np.asarray(u, dtype=float), xb)):
+        return None
+    return system.factor()
