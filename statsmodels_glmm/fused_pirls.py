@@ -46,18 +46,21 @@ def applies(response, random_effects, joint):
             and compiled.available())
 
 
+# the rows are summed in this many fixed chunks, in parallel (numba's threads),
+# then the chunks in order: the result does not depend on the number of threads
+_CHUNKS = 4
+
+
 @functools.cache
 def _kernel():
     import numba
 
     @numba.njit(cache=True, nogil=True)
-    def bernoulli_logit_pass(fixed, refs, z, u, y, eta_max, d, r):  # pragma: no cover
-        """At u: Σ −2 log p (or NaN when some |η| ≥ eta_max), and, per level,
-        d = Σ w z² and r = Σ z (w Z Λ u + y − μ), with w = max(μ(1 − μ), ε)."""
-        d[:] = 0.0
-        r[:] = 0.0
+    def single_rows(fixed, refs, z, u, y, eta_max, d, r, lo, hi):  # pragma: no cover
+        """Rows [lo, hi) at u: Σ −2 log p (NaN when some |η| ≥ eta_max), and, per
+        level, d += Σ w z² and r += Σ z (w Z Λ u + y − μ), w = max(μ(1 − μ), ε)."""
         total = 0.0
-        for i in range(fixed.shape[0]):
+        for i in range(lo, hi):
             g = refs[i]
             zi = z[i]
             lin = zi * u[g]
@@ -74,23 +77,46 @@ def _kernel():
             r[g] += zi * (w * lin + (y[i] - mu))
         return 2.0 * total
 
+    @numba.njit(cache=True, nogil=True, parallel=True)
+    def single_pass(fixed, refs, z, u, y, eta_max, d, r):  # pragma: no cover
+        """``single_rows`` over all rows in ``_CHUNKS`` parallel chunks; d and r
+        are (chunks, levels), summed by the caller."""
+        n, chunks = fixed.shape[0], d.shape[0]
+        totals = np.zeros(chunks)
+        for c in numba.prange(chunks):
+            d[c] = 0.0
+            r[c] = 0.0
+            totals[c] = single_rows(fixed, refs, z, u, y, eta_max, d[c], r[c],
+                                    c * n // chunks, (c + 1) * n // chunks)
+        return totals.sum()
+
+    @numba.njit(cache=True, nogil=True, fastmath=True)
+    def block_gram(block, rows, xwx):  # pragma: no cover
+        """xwx += the lower triangle of block[:, :rows] block[:, :rows]ᵀ (its rows
+        contiguous: each entry one vectorised dot product; fastmath only here,
+        for the reassociation a vectorised sum needs)."""
+        for k in range(block.shape[0]):
+            bk = block[k]
+            for j in range(k + 1):
+                bj = block[j]
+                total = 0.0
+                for t in range(rows):
+                    total += bk[t] * bj[t]
+                xwx[k, j] += total
+
     @numba.njit(cache=True, nogil=True)
-    def bernoulli_logit_joint_pass(offset, xb, refs, z, u, y, X, eta_max, d, r,
-                                   zwx, xwx, rx):  # pragma: no cover
-        """As ``bernoulli_logit_pass`` with β: η = offset + Xβ + z u_g, and also
-        Z'WX (per level), X'WX and X'(w (Xβ + Z Λ u) + y − μ). X'WX is taken
-        over blocks of rows scaled by √w (w > 0) with BLAS: a loop over its p²
-        entries per row would cost three times as much."""
-        d[:] = 0.0
-        r[:] = 0.0
-        zwx[:] = 0.0
-        xwx[:] = 0.0
-        rx[:] = 0.0
-        n, p = X.shape
-        block = np.empty((512, p))
+    def joint_rows(offset, xb, refs, z, u, y, X, eta_max, d, r, zwx, xwx, rx, lo,
+                   hi):  # pragma: no cover
+        """As ``single_rows`` with β: η = offset + Xβ + z u_g, and also Z'WX (per
+        level), X'WX (lower triangle) and X'(w (Xβ + Z Λ u) + y − μ). X'WX is
+        taken over blocks of 256 rows scaled by √w (w > 0) and stored transposed:
+        a loop over its entries per row costs three times as much, and BLAS on
+        blocks twice."""
+        p = X.shape[1]
+        block = np.empty((p, 256))
         total = 0.0
-        for start in range(0, n, 512):
-            stop = min(start + 512, n)
+        for start in range(lo, hi, 256):
+            stop = min(start + 256, hi)
             for i in range(start, stop):
                 g = refs[i]
                 zi = z[i]
@@ -111,12 +137,28 @@ def _kernel():
                     xk = X[i, k]
                     zwx[g, k] += wz * xk
                     rx[k] += xk * work
-                    block[i - start, k] = sw * xk
-            rows = block[:stop - start]
-            xwx += np.dot(rows.T, rows)
+                    block[k, i - start] = sw * xk
+            block_gram(block, stop - start, xwx)
         return 2.0 * total
 
-    return bernoulli_logit_pass, bernoulli_logit_joint_pass
+    @numba.njit(cache=True, nogil=True, parallel=True)
+    def joint_pass(offset, xb, refs, z, u, y, X, eta_max, d, r, zwx, xwx,
+                   rx):  # pragma: no cover
+        """``joint_rows`` in parallel chunks (the outputs have a leading chunk axis)."""
+        n, chunks = xb.shape[0], d.shape[0]
+        totals = np.zeros(chunks)
+        for c in numba.prange(chunks):
+            d[c] = 0.0
+            r[c] = 0.0
+            zwx[c] = 0.0
+            xwx[c] = 0.0
+            rx[c] = 0.0
+            totals[c] = joint_rows(offset, xb, refs, z, u, y, X, eta_max, d[c], r[c],
+                                   zwx[c], xwx[c], rx[c], c * n // chunks,
+                                   (c + 1) * n // chunks)
+        return totals.sum()
+
+    return single_pass, joint_pass
 
 
 class FusedPirlsResult:
@@ -220,15 +262,15 @@ def fused_pirls(response, random_effects, scaled, fixed, u0, beta=None, tol=1e-1
     """
     refs, z, y, ell = _term_arrays(response, random_effects, scaled)
     passes = _kernel()[0]
-    d, r = np.empty(ell), np.empty(ell)
+    d, r = np.empty((_CHUNKS, ell)), np.empty((_CHUNKS, ell))
 
     def evaluate(u, _):
         value = passes(fixed, refs, z, u, y, _FUSED_ETA_MAX, d, r)
         return value + float(u @ u) if np.isfinite(value) else value
 
     def solve():
-        diag = d + 1.0  # Λ'Z'WZΛ + I is diagonal
-        return r / diag, None, BlockedCholesky([diag.reshape(-1, 1, 1)], {})
+        diag = d.sum(axis=0) + 1.0  # Λ'Z'WZΛ + I is diagonal
+        return r.sum(axis=0) / diag, None, BlockedCholesky([diag.reshape(-1, 1, 1)], {})
 
     out = _newton(evaluate, solve, np.array(u0, dtype=float), None, tol, step_tol, maxit,
                   max_halvings)
@@ -251,9 +293,9 @@ class _JointPass:
     def __init__(self, response, random_effects, scaled, offset, X):
         self.refs, self.z, self.y, ell = _term_arrays(response, random_effects, scaled)
         self.offset, self.X = offset, np.ascontiguousarray(X)
-        p = self.X.shape[1]
-        self.d, self.r, self.rx = np.empty(ell), np.empty(ell), np.empty(p)
-        self.zwx, self.xwx = np.empty((ell, p)), np.empty((p, p))
+        p, c = self.X.shape[1], _CHUNKS
+        self.d, self.r, self.rx = np.empty((c, ell)), np.empty((c, ell)), np.empty((c, p))
+        self.zwx, self.xwx = np.empty((c, ell, p)), np.empty((c, p, p))
 
     def evaluate(self, u, xb):
         """The penalized deviance at u and X β = ``xb`` (NaN: outside the fused form)."""
@@ -264,11 +306,13 @@ class _JointPass:
     def factor(self):
         """The blocked factor of the system at the last evaluation (LinAlgError
         when X'WX is numerically singular)."""
-        return BlockedCholesky([(self.d + 1.0).reshape(-1, 1, 1), self.xwx.copy()],
-                               {(1, 0): np.ascontiguousarray(self.zwx.T)})
+        lower = np.tril(self.xwx.sum(axis=0))
+        xwx = lower + np.tril(lower, -1).T
+        return BlockedCholesky([(self.d.sum(axis=0) + 1.0).reshape(-1, 1, 1), xwx],
+                               {(1, 0): np.ascontiguousarray(self.zwx.sum(axis=0).T)})
 
     def rhs(self):
-        return [self.r.copy(), self.rx.copy()]
+        return [self.r.sum(axis=0), self.rx.sum(axis=0)]
 
 
 def fused_joint_pirls(response, random_effects, scaled, offset, X, u0, beta0, tol=1e-12,

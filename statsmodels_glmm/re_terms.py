@@ -363,6 +363,8 @@ def _covariate_matrix(bar, frame, eval_env=None):
     names = ["(Intercept)" if c == "Intercept" else c for c in mat.columns]
     if mat.shape[1] == 0:
         raise PatsyError(f"random-effects term {bar} has no covariates")
+    if names == ["(Intercept)"]:  # read-only ones that take no memory per row
+        return np.broadcast_to(1.0, mat.shape), names, mat.design_info
     return np.asarray(mat, dtype=float), names, mat.design_info
 
 
