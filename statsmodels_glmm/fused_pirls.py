@@ -28,9 +28,8 @@ from .chunked import CHUNK_ROWS
 from .families.binomial import _FUSED_ETA_MAX
 from .pirls import PirlsError, converged, step_accepted
 
-__all__ = ["FusedPirlsResult", "applies", "fused_joint_pirls", "fused_pirls", "joint_factor"]
-
-_EPS = np.finfo(float).eps
+__all__ = ["FusedPirlsResult", "JointPass", "applies", "fused_joint_pirls", "fused_pirls",
+           "joint_factor"]
 
 
 def applies(response, random_effects, joint):
@@ -285,7 +284,7 @@ def fused_pirls(response, random_effects, scaled, fixed, u0, beta=None, tol=1e-1
                             linear_predictor)
 
 
-class _JointPass:
+class JointPass:
     """The compiled joint pass with its buffers: at (u, β), the penalized
     deviance and the joint system (Λ'Z'WZΛ + I, Z'WX, X'WX and the right-hand
     side), for one scalar term."""
@@ -303,13 +302,19 @@ class _JointPass:
                              _FUSED_ETA_MAX, self.d, self.r, self.zwx, self.xwx, self.rx)
         return value + float(u @ u) if np.isfinite(value) else value
 
+    def system(self):
+        """The joint system at the last evaluation, summed over the chunks: the
+        diagonal D = Λ'Z'WZΛ + I, its right-hand side, Z'WX (levels x p), X'WX
+        and X's right-hand side."""
+        lower = np.tril(self.xwx.sum(axis=0))
+        return (self.d.sum(axis=0) + 1.0, self.r.sum(axis=0), self.zwx.sum(axis=0),
+                lower + np.tril(lower, -1).T, self.rx.sum(axis=0))
+
     def factor(self):
         """The blocked factor of the system at the last evaluation (LinAlgError
         when X'WX is numerically singular)."""
-        lower = np.tril(self.xwx.sum(axis=0))
-        xwx = lower + np.tril(lower, -1).T
-        return BlockedCholesky([(self.d.sum(axis=0) + 1.0).reshape(-1, 1, 1), xwx],
-                               {(1, 0): np.ascontiguousarray(self.zwx.sum(axis=0).T)})
+        d, _, zwx, xwx, _ = self.system()
+        return BlockedCholesky([d.reshape(-1, 1, 1), xwx], {(1, 0): np.ascontiguousarray(zwx.T)})
 
     def rhs(self):
         return [self.r.sum(axis=0), self.rx.sum(axis=0)]
@@ -327,7 +332,7 @@ def fused_joint_pirls(response, random_effects, scaled, offset, X, u0, beta0, to
         None when some |η| reaches the fused form's bound, or when X'WX needs
         the general path's damping.
     """
-    system = _JointPass(response, random_effects, scaled, offset, X)
+    system = JointPass(response, random_effects, scaled, offset, X)
 
     def solve():
         try:
@@ -355,7 +360,7 @@ def joint_factor(response, random_effects, scaled, offset, xb, X, u):
     """The blocked factor of the joint (u, β) system at u and X β = ``xb`` (with X
     the design's basis), as ``stages`` needs it after the fit; None outside the
     fused form. Raises LinAlgError as ``PenalizedSystem.factor``."""
-    system = _JointPass(response, random_effects, scaled, offset, X)
+    system = JointPass(response, random_effects, scaled, offset, X)
     if not np.isfinite(system.evaluate(np.asarray(u, dtype=float), xb)):
         return None
     return system.factor()

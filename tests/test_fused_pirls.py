@@ -116,3 +116,17 @@ def test_conditional_vcov_equals_general_path(bernoulli, monkeypatch):
         out[enabled] = stages.conditional_vcov(model, np.array([0.8]), np.array([-0.4, 0.8]),
                                                1.0, u)
     np.testing.assert_allclose(out[True], out[False], rtol=1e-10)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_partitioned_joint_stage_on_the_fused_pass(bernoulli, monkeypatch, enabled):
+    from statsmodels_glmm.partitioned.data import split_model
+    from statsmodels_glmm.partitioned.model import PartitionedModel
+
+    monkeypatch.setattr(compiled, "ENABLED", enabled)
+    model = GLMM.from_formula("y ~ x + (1 | g)", bernoulli, family=sm.families.Binomial())
+    design, parts = split_model(model, 2)  # 20 000 rows each: the fused form applies
+    partitioned = PartitionedModel(design, parts)
+    for theta in ([0.9], [0.4]):
+        assert partitioned.deviance_function(0)(np.array(theta)) == pytest.approx(
+            model.deviance_function(0)(np.array(theta)), rel=1e-10)

@@ -26,6 +26,7 @@ import pandas as pd
 from scipy.linalg import blas as sla_blas
 import scipy.sparse as sp
 
+from .. import compiled, fused_pirls
 from ..blocked_cholesky import PenalizedSystem, x_border
 from ..chunked import weighted_gram
 from ..diagnostics import count_at_bound, level_weight_sums
@@ -65,8 +66,10 @@ class PartitionState:
     """
 
     def __init__(self, data, design):
-        # column passes (X'WZ by bincount per column) want X column-major
-        self.data = replace(data, exog=np.asfortranarray(data.exog, dtype=float))
+        # numpy's column passes (X'WZ by bincount per column) want X column-major,
+        # the compiled row passes row-major
+        order = "C" if compiled.available() else "F"
+        self.data = replace(data, exog=np.asarray(data.exog, dtype=float, order=order))
         self.nobs = data.nobs
         self.k_fe = design.k_fe
         self.slices = theta_slices([t.n_theta for t in design.terms])
@@ -89,7 +92,7 @@ class PartitionState:
         self.n_local = self.re.n_re if terms else 0
         self.warm_u = np.zeros(self.n_local)
         self.best_u = None
-        self._base = self._trial = None
+        self._base = self._trial = self._fused = None
 
     # -- θ and the linear predictor -------------------------------------------------------
     def _local_theta(self, theta):
@@ -141,6 +144,11 @@ class PartitionState:
         self._C = self._central_design(theta, joint)
         # offset (+ X β when β is fixed): the same in every round of the iteration
         self._fixed = self.data.offset if joint else self.data.offset + self.data.exog @ beta
+        self._fused = None
+        if joint and not self.central and self.re is not None and fused_pirls.applies(
+                self.response, self.re, joint=True):
+            self._fused = fused_pirls.JointPass(self.response, self.re, self._scaled,
+                                                self._fixed, self.data.exog)
         self._base = None
         self._trial = self._evaluate(start.copy(), v, step=0.0)
         return self._trial[0]
@@ -179,8 +187,10 @@ class PartitionState:
     def _evaluate(self, u, v, step, information=None):
         """Objective and pieces at (u_local, v); ``information`` None: the working
         (Fisher) weights of the iteration."""
-        disp = self._setup[1]
         self._v = v
+        if self._fused is not None:
+            return self._fused_evaluate(u, v, step)
+        disp = self._setup[1]
         resp = self.response
         eta = self._fixed + self._C.matvec(v)
         if self.re is not None:
@@ -199,6 +209,19 @@ class PartitionState:
         weighted = w * (lin + resid)
         pieces, cache = self._schur(w, weighted)
         return Pieces(pdev, pieces[0], pieces[1], pieces[2], step), u, cache
+
+    def _fused_evaluate(self, u, beta, step):
+        """:meth:`_evaluate` by the compiled joint pass (one scalar local term, β
+        the only central unknowns): the local block is diagonal, so the Schur
+        piece onto β is X'WX − (Z'WX)ᵀ D⁻¹ Z'WX with D = Λ'Z'WZΛ + I."""
+        pdev = self._fused.evaluate(u, self.data.exog @ beta)
+        if not np.isfinite(pdev):
+            return Pieces(pdev, np.nan, None, None, step), u, None
+        d, r, zwx, xwx, rx = self._fused.system()
+        scaled = zwx / d[:, None]
+        schur = xwx - zwx.T @ scaled
+        pieces = Pieces(pdev, float(np.sum(np.log(d))), schur, rx - scaled.T @ r, step)
+        return pieces, u, ("fused", r, zwx, d)
 
     def _schur(self, w, weighted):
         """(log|L₁₁|², Schur piece, reduced rhs) and what the back-solve needs."""
@@ -234,6 +257,9 @@ class PartitionState:
 
     def _back_solve(self, cache, v):
         """Local modes given the central solution v (back-substitution)."""
+        if cache[0] == "fused":  # D u = r − Z'WX β
+            _, r, zwx, d = cache
+            return (r - zwx @ v) / d
         factor, y, X = cache
         if factor is None:
             return np.empty(0)
