@@ -64,9 +64,18 @@ def triangular_factor(X, rows=8 * CHUNK_ROWS):
     if n <= 2 * rows or p == 0:
         R = sla.qr(X, mode="r", check_finite=False)[0]
         return R[:min(R.shape), :]
-    # mode="r" returns an R as tall as the block: copy its top p rows, so that the
-    # blocks' full-height arrays (together a copy of X) are not kept alive
-    stacked = [sla.qr(X[block], mode="r", check_finite=False)[0][:p].copy() for block in
-               _blocks(n, rows)]
+    stacked = [_block_r(X[block]) for block in _blocks(n, rows)]
     R = sla.qr(np.vstack(stacked), mode="r", check_finite=False)[0]
     return R[:p, :]
+
+
+def _block_r(block):
+    """The p x p R of a tall block, from LAPACK's dgeqrf on a column-major copy
+    (scipy's ``qr(mode="r")`` returns an R as tall as the block and takes twice as
+    long; only the top p rows are kept, so no block-sized array stays alive)."""
+    qr, _, _, info = sla.lapack.dgeqrf(np.asfortranarray(block, dtype=float),
+                                       overwrite_a=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"QR of a block failed (LAPACK info {info})")
+    p = block.shape[1]
+    return np.triu(qr[:p, :])
