@@ -108,8 +108,14 @@ class DevianceFunction:
                          model.offset, u0, disp, X=model.design_basis.X,
                          beta0=self.warm_beta, information=self.information)
         return pirls(model.response, model.random_effects, model.system, scaled,
-                     model.offset + model.exog @ beta, u0, disp, beta=beta,
+                     self.fixed_eta(beta), u0, disp, beta=beta,
                      information=self.information)
+
+    def fixed_eta(self, beta):
+        """offset + X β, with one n-vector (not two) alive on large data."""
+        fixed = self.model.exog @ beta
+        fixed += self.model.offset
+        return fixed
 
     def approximation(self, modes, theta, disp, beta=None):
         """Laplace (nAGQ ≤ 1) or adaptive Gauss-Hermite value at the modes."""
@@ -118,7 +124,7 @@ class DevianceFunction:
         model = self.model
         scaled = model.random_effects.scaled_covariates(theta)
         return agq_deviance(model.response, model.random_effects, scaled,
-                            model.offset + model.exog @ beta, modes, self.nAGQ, disp)
+                            self.fixed_eta(beta), modes, self.nAGQ, disp)
 
     def external_beta(self, modes):
         """β of joint-stage modes in the user's coordinates."""

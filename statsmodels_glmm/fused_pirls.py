@@ -171,22 +171,16 @@ class FusedPirlsResult:
         self._response, self._linear_predictor = response, linear_predictor
 
     @functools.cached_property
-    def _rows(self):
-        eta = self._linear_predictor(self.u)
-        mu, neg2ll = self._response.mu_and_neg2ll(eta)
-        return eta, mu, neg2ll
-
-    @functools.cached_property
     def eta(self):
-        return self._rows[0]
+        return self._linear_predictor(self.u)
 
     @functools.cached_property
     def mu(self):
-        return self._rows[1]
+        return self._response.mu(self.eta)
 
     @functools.cached_property
     def neg2ll(self):
-        return self._rows[2]
+        return self._response.mu_and_neg2ll(self.eta)[1]
 
     @property
     def penalized_deviance(self):
@@ -199,7 +193,6 @@ class FusedPirlsResult:
     def __getstate__(self):  # the row arrays, not the closure
         state = {k: v for k, v in self.__dict__.items() if k != "_linear_predictor"}
         state.update(eta=self.eta, mu=self.mu, neg2ll=self.neg2ll)
-        state.pop("_rows", None)
         return state
 
 
@@ -245,7 +238,7 @@ def _newton(evaluate, solve, u, b, tol, step_tol, maxit, max_halvings):
 
 def _term_arrays(response, random_effects, scaled):
     term = random_effects.terms[0]
-    return (term.refs, np.ascontiguousarray(scaled[0][:, 0]),
+    return (term.refs, scaled[0][:, 0],
             np.ascontiguousarray(response.y, dtype=float), term.n_levels)
 
 
@@ -278,7 +271,10 @@ def fused_pirls(response, random_effects, scaled, fixed, u0, beta=None, tol=1e-1
     u, _, pdev, factor, iterations = out
 
     def linear_predictor(modes_u):
-        return fixed + z * modes_u[refs]
+        eta = modes_u[refs]
+        eta *= z
+        eta += fixed
+        return eta
 
     return FusedPirlsResult(u, beta, factor, pdev - float(u @ u), iterations, response,
                             linear_predictor)
@@ -350,7 +346,11 @@ def fused_joint_pirls(response, random_effects, scaled, offset, X, u0, beta0, to
     u, b, pdev, factor, iterations = out
 
     def linear_predictor(modes_u):
-        return offset + system.X @ b + system.z * modes_u[system.refs]
+        eta = modes_u[system.refs]
+        eta *= system.z
+        eta += system.X @ b
+        eta += offset
+        return eta
 
     return FusedPirlsResult(u, b, factor, pdev - float(u @ u), iterations, response,
                             linear_predictor)

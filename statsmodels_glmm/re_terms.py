@@ -293,8 +293,10 @@ class RandomEffects:
         return [t.factor(theta[s]) for t, s in zip(self.terms, self.theta_slices)]
 
     def scaled_covariates(self, theta):
-        """Per term, the n x S array z @ T: the nonzeros of the rows of Z Λ."""
-        return [t.z @ T for t, T in zip(self.terms, self.factors(theta))]
+        """Per term, the n x S array z @ T: the nonzeros of the rows of Z Λ (a
+        read-only broadcast row for an intercept-only term, whose z is one)."""
+        return [np.broadcast_to(t.z[:1] @ T, t.z.shape) if t.z.strides[0] == 0 else t.z @ T
+                for t, T in zip(self.terms, self.factors(theta))]
 
     def linear_predictor(self, scaled, u):
         """Z Λ u, given :meth:`scaled_covariates` and the spherical u."""
