@@ -35,6 +35,7 @@ from ..quadrature import agq_deviance
 from ..re_terms import RandomEffects, RandomEffectsTerm, factor_from_theta, theta_slices
 from ..response import Response
 from ..stages import start_working_response
+from . import sparse_schur
 
 __all__ = ["PartitionState", "call"]
 
@@ -90,6 +91,7 @@ class PartitionState:
         self.warm_u = np.zeros(self.n_local)
         self.best_u = None
         self._base = self._trial = None
+        self._fast = {}  # sparse_schur.ScalarLocalSchur by "X among the central columns"
 
     # -- θ and the linear predictor -------------------------------------------------------
     def _local_theta(self, theta):
@@ -208,8 +210,38 @@ class PartitionState:
             return (0.0, A_cc, r_c), (None, None, None)
         factor = self.system.factor(self._scaled, w)
         r_local = self.system.rhs(self._scaled, weighted)
+        fast = self._sparse_schur(C)
+        if fast is not None:
+            y = [factor.diag[0].solve(r_local[0])]
+            X = [fast.l_c1(w, C, self._scaled[0], factor.diag[0])]
+            schur = fast.minus_gram(A_cc, X[0])
+        else:
+            y, X = self._forward(C, w, factor, r_local)
+            schur = A_cc
+            for Xj in X:
+                schur = schur - _gram(Xj)
+        rhs = r_c.copy()
+        for Xj, yj in zip(X, y):
+            rhs = rhs - Xj @ yj
+        return (factor.logdet2(), schur, rhs), (factor, y, X)
+
+    def _sparse_schur(self, C):
+        """The fixed-pattern Schur products of one scalar local term
+        (:mod:`.sparse_schur`), built once per layout of the central columns;
+        None where the general path applies."""
+        if not sparse_schur.applies(self.re.terms):
+            return None
+        key = C.X is not None
+        if key not in self._fast:
+            term = self.re.terms[0]
+            self._fast[key] = sparse_schur.ScalarLocalSchur(C, term.refs, term.n_levels)
+        return self._fast[key]
+
+    def _forward(self, C, w, factor, r_local):
+        """Forward solve of the local blocks: y_j and X_j = A_cj L_jj⁻ᵀ (after the
+        earlier blocks' parts are taken out)."""
         k = len(self.re.terms)
-        y, X = [], []  # forward solve of the local blocks; X_j = A_cj L_jj⁻ᵀ ...
+        y, X = [], []
         for j in range(k):
             v = r_local[j]
             for l in range(j):
@@ -226,11 +258,7 @@ class PartitionState:
             for l in range(j):
                 A_cj = subtract(A_cj, product_t(X[l], factor.lower[j, l]))
             X.append(np.asarray(factor.diag[j].rdiv_t(A_cj)))
-        schur, rhs = A_cc, r_c.copy()
-        for Xj, yj in zip(X, y):
-            schur = schur - _gram(Xj)
-            rhs = rhs - Xj @ yj
-        return (factor.logdet2(), schur, rhs), (factor, y, X)
+        return y, X
 
     def _back_solve(self, cache, v):
         """Local modes given the central solution v (back-substitution)."""

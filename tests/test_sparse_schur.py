@@ -1,0 +1,86 @@
+"""The fixed-pattern Schur products of one scalar local term (partitioned.sparse_schur)
+equal the general path, with the compiled kernel and with its numpy fallback."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+
+from statsmodels_glmm import GLMM, compiled
+from statsmodels_glmm.partitioned import sparse_schur
+from statsmodels_glmm.partitioned.data import split_model
+from statsmodels_glmm.partitioned.model import PartitionedModel
+
+REL = 1e-10
+
+
+def _crossed(seed=5, n=2000):
+    rng = np.random.default_rng(seed)
+    a, b, c = rng.integers(0, 60, n), rng.integers(0, 15, n), rng.integers(0, 4, n)
+    x = rng.normal(size=n)
+    eta = (0.2 + 0.4 * x + rng.normal(0, .5, 60)[a] + rng.normal(0, .4, 15)[b]
+           + rng.normal(0, .3, 4)[c] * x)
+    return pd.DataFrame({"y": rng.poisson(np.exp(eta)), "x": x, "a": a, "b": b, "c": c})
+
+
+FORMULAS = ["y ~ x + (1 | a) + (1 | b)", "y ~ x + (1 | a) + (1 | b) + (0 + x | c)",
+            "y ~ x + (1 | a) + (1 + x | b)"]
+
+
+@pytest.fixture(scope="module", params=FORMULAS)
+def model(request):
+    return GLMM.from_formula(request.param, _crossed(), family=sm.families.Poisson())
+
+
+@pytest.fixture(params=["compiled", "numpy", "general"])
+def path(request, monkeypatch):
+    """The fast path with the compiled Gram kernel, with its numpy fallback, or
+    the general path (compiled kernels disabled)."""
+    if request.param == "compiled" and not compiled.HAVE_NUMBA:
+        pytest.skip("numba is not installed")
+    monkeypatch.setattr(compiled, "ENABLED", request.param != "general")
+    monkeypatch.setattr(compiled, "MIN_WORK", 0 if request.param == "compiled" else 10**18)
+    return request.param
+
+
+def _point(model):
+    beta, _ = model.glm_start()
+    theta = np.full(model.k_theta, 0.6)
+    return theta, beta
+
+
+def test_deviance_equals_in_memory(model, path):
+    pm = PartitionedModel(*split_model(model, 3))
+    assert sparse_schur.applies(pm.executor.states[0].re.terms) == (path != "general")
+    theta, beta = _point(model)
+    params = np.concatenate([theta, beta])
+    assert pm.deviance_function(1)(params) == pytest.approx(
+        model.deviance_function(1)(params), rel=REL)
+    assert pm.deviance_function(0)(theta) == pytest.approx(
+        model.deviance_function(0)(theta), rel=REL)
+
+
+@pytest.mark.parametrize("joint", [False, True])
+def test_pieces_equal_general_path(model, path, joint, monkeypatch):
+    theta, beta = _point(model)
+    states = PartitionedModel(*split_model(model, 2)).executor.states
+    rng = np.random.default_rng(0)
+    for state in states:
+        q_c = sum(state.central_sizes)
+        v = 0.1 * rng.standard_normal(q_c + (state.k_fe if joint else 0))
+        u = 0.1 * rng.standard_normal(state.n_local)
+        state.central_start(theta, None, beta, v, joint, "observed")
+        ours, _, cache = state._evaluate(u, v, step=0.0)
+        back = state._back_solve(cache, v)
+        with monkeypatch.context() as m:
+            m.setattr(compiled, "ENABLED", False)
+            theirs, _, cache = state._evaluate(u, v, step=0.0)
+            expected_back = state._back_solve(cache, v)
+        scale = np.max(np.abs(theirs.schur))
+        np.testing.assert_allclose(ours.schur, theirs.schur, rtol=0, atol=1e-12 * scale)
+        if path != "general":
+            np.testing.assert_array_equal(ours.schur, ours.schur.T)
+        np.testing.assert_allclose(ours.rhs, theirs.rhs, rtol=1e-11,
+                                   atol=1e-12 * np.max(np.abs(theirs.rhs)))
+        np.testing.assert_allclose(back, expected_back, rtol=1e-10, atol=1e-13)
+        assert ours.logdet == pytest.approx(theirs.logdet, rel=1e-13)
