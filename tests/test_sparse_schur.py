@@ -84,3 +84,71 @@ def test_pieces_equal_general_path(model, path, joint, monkeypatch):
                                    atol=1e-12 * np.max(np.abs(theirs.rhs)))
         np.testing.assert_allclose(back, expected_back, rtol=1e-10, atol=1e-13)
         assert ours.logdet == pytest.approx(theirs.logdet, rel=1e-13)
+
+
+def test_next_step_bound(model, path):
+    """gap + coupling |Δv|∞ bounds the local modes' change for any central step
+    (finite only on the fast path)."""
+    theta, beta = _point(model)
+    state = PartitionedModel(*split_model(model, 2)).executor.states[0]
+    rng = np.random.default_rng(1)
+    v = 0.1 * rng.standard_normal(sum(state.central_sizes))
+    u = 0.1 * rng.standard_normal(state.n_local)
+    state.central_start(theta, None, beta, v, False, "observed")
+    pieces, _, cache = state._evaluate(u, v, step=0.0)
+    if path == "general":
+        assert pieces.coupling == np.inf
+        return
+    for scale in (1e-8, 1e-2, 1.0):
+        dv = scale * rng.standard_normal(v.size)
+        actual = np.max(np.abs(state._back_solve(cache, v + dv) - u))
+        bound = pieces.gap + pieces.coupling * np.max(np.abs(dv))
+        assert actual <= bound * (1 + 1e-12)
+
+
+def _rounds_of_second_evaluation(model, params):
+    pm = PartitionedModel(*split_model(model, 2))
+    f = pm.deviance_function(0 if params.size == model.k_theta else 1)
+    f(params)
+    before = pm.rounds
+    value = f(params * 1.001)  # from a warm start, as inside a fit
+    return value, pm.rounds - before
+
+
+@pytest.mark.parametrize("nAGQ", [0, 1])
+def test_early_end_saves_rounds(nAGQ, monkeypatch):
+    """The Newton-step bound ends PIRLS a round early; the deviance is unchanged."""
+    model = GLMM.from_formula(FORMULAS[0], _crossed(), family=sm.families.Poisson())
+    theta, beta = _point(model)
+    params = theta if nAGQ == 0 else np.concatenate([theta, beta])
+    expected = model.deviance_function(nAGQ)(params * 1.001)
+    monkeypatch.setattr(compiled, "ENABLED", False)
+    general, general_rounds = _rounds_of_second_evaluation(model, params)
+    monkeypatch.setattr(compiled, "ENABLED", True)
+    monkeypatch.setattr(compiled, "MIN_WORK", 10**18)  # the numpy Gram suffices here
+    fast, fast_rounds = _rounds_of_second_evaluation(model, params)
+    assert general == pytest.approx(expected, rel=REL)
+    assert fast == pytest.approx(expected, rel=REL)
+    assert fast_rounds < general_rounds
+
+
+def test_decrement_predicts_the_decrease(monkeypatch):
+    """Near the modes, the Newton decrement (partitions' local parts + dvᵀ S dv)
+    is the decrease of the penalized deviance the step achieves."""
+    from statsmodels_glmm.partitioned import devfun
+
+    monkeypatch.setattr(compiled, "MIN_WORK", 10**18)
+    model = GLMM.from_formula(FORMULAS[0], _crossed(), family=sm.families.Poisson())
+    theta, beta = _point(model)
+    pm = PartitionedModel(*split_model(model, 2))
+    ex = pm.executor
+    modes = pm.deviance_function(1).modes(theta, None, beta)
+    v = modes.u + 1e-3 * np.random.default_rng(2).standard_normal(modes.u.size)
+    penalty = np.ones(v.size)
+    pieces = ex.map("central_start", theta, None, beta, v, False, "observed")
+    v_new, S = devfun._newton_point(pieces, penalty)
+    dv = v_new - v
+    decrement = sum(p.decrement for p in pieces) + dv @ S @ dv
+    before = devfun._total(pieces, v, v.size)
+    after = devfun._total(ex.map("central_step", v_new), v_new, v.size)
+    assert before - after == pytest.approx(decrement, rel=1e-3)

@@ -62,6 +62,38 @@ def _total(pieces, v, n_central_re):
     return sum(p.pdev for p in pieces) + float(vc @ vc)
 
 
+def _newton_point(pieces, penalty):
+    """The central unknowns at the Newton point of the assembled system, and
+    the system."""
+    S, r = _assemble(pieces, penalty)
+    try:
+        return sla.cho_solve(sla.cho_factor(S, lower=True), r), S
+    except np.linalg.LinAlgError:
+        raise PirlsError("PIRLS: the crossed / fixed-effects block is singular") from None
+
+
+def _newton_converged(pieces, S, dv, pdev, tol, step_tol):
+    """Whether the Newton step from here, central part ``dv``, is provably one
+    after which :func:`pirls.converged` would stop: every unknown moves by at most
+    ``step_tol`` (the local modes by the partitions' bound gap + coupling |dv|∞)
+    and the predicted decrease of the penalized deviance, the Newton decrement
+    λ² = |L₁₁⁻¹ g_local|² + dvᵀ S dv, is below half the flatness threshold (the
+    quadratic model is exact up to O(|step|³), far below it at such steps).
+
+    Stopping here instead of after that step returns a point within
+    ``step_tol`` of it and saves its round.
+    """
+    central = _max_abs(dv)
+    if max([central] + [p.gap + p.coupling * central for p in pieces]) > step_tol:
+        return False
+    decrement = sum(p.decrement for p in pieces) + float(dv @ (S @ dv))
+    return decrement <= 0.5 * tol * (abs(pdev) + 1)
+
+
+def _max_abs(x):
+    return float(np.max(np.abs(x), initial=0.0))
+
+
 def central_pirls(executor, theta, disp, beta, v0, joint, information, canonical,
                   warm="last", tol=1e-12, step_tol=1e-10, maxit=200, max_halvings=30):
     """PIRLS over the central unknowns v = (u_crossed, β if ``joint``), the local
@@ -81,13 +113,12 @@ def central_pirls(executor, theta, disp, beta, v0, joint, information, canonical
     v, pdev = v0, _total(pieces, v0, q_c)
     if not np.isfinite(pdev):
         raise PirlsError("PIRLS: non-finite objective at the starting values")
-    stalls = 0
-    for iteration in range(1, maxit + 1):  # noqa: B007 (reported after the loop)
-        S, r = _assemble(pieces, penalty)
-        try:
-            v_new = sla.cho_solve(sla.cho_factor(S, lower=True), r)
-        except np.linalg.LinAlgError:
-            raise PirlsError("PIRLS: the crossed / fixed-effects block is singular") from None
+    stalls, iterations = 0, 0
+    for _ in range(maxit):
+        v_new, S = _newton_point(pieces, penalty)
+        if _newton_converged(pieces, S, v_new - v, pdev, tol, step_tol):
+            break
+        iterations += 1
         trial = executor.map("central_step", v_new)
         pdev_new = _total(trial, v_new, q_c)
         for _ in range(max_halvings):
@@ -99,7 +130,7 @@ def central_pirls(executor, theta, disp, beta, v0, joint, information, canonical
         else:
             raise PirlsError("PIRLS step-halvings failed to reduce the penalized deviance")
         change = pdev - pdev_new
-        step = max(max(p.step for p in trial), float(np.max(np.abs(v_new - v), initial=0.0)))
+        step = max(max(p.step for p in trial), _max_abs(v_new - v))
         v, pdev, pieces = v_new, pdev_new, trial
         done, stalls = converged(change, pdev, step, stalls, tol, step_tol)
         if done:
@@ -116,7 +147,8 @@ def central_pirls(executor, theta, disp, beta, v0, joint, information, canonical
             raise PirlsError(f"the {information} information at the conditional modes is "
                              "not positive definite") from None
         logdet += 2.0 * float(np.sum(np.log(np.diagonal(Lc))))
-    return PartitionedModes(v[:q_c], v[q_c:] if joint else beta, pdev, logdet, iteration, S)
+    return PartitionedModes(v[:q_c], v[q_c:] if joint else beta, pdev, logdet, iterations,
+                            S)
 
 
 class PartitionedDevianceFunction(DevianceFunction):

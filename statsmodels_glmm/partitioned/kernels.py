@@ -54,7 +54,12 @@ class Pieces:
     schur: np.ndarray    # A_cc − L_c1 L_c1ᵀ (central x central)
     rhs: np.ndarray      # reduced right-hand side onto the central unknowns
     step: float          # largest change of its local modes in this step
-
+    # the next Newton step, without taking it (devfun._newton_converged): its local
+    # part |Δu|∞ ≤ gap + coupling |Δv|∞, and the local part of its decrement;
+    # inf where no bound is at hand
+    gap: float = np.inf
+    coupling: float = np.inf
+    decrement: float = np.inf
 
 class PartitionState:
     """One partition's arrays, its local model and its warm starts.
@@ -200,7 +205,26 @@ class PartitionState:
         lin = eta - self._fixed
         weighted = w * (lin + resid)
         pieces, cache = self._schur(w, weighted)
-        return Pieces(pdev, pieces[0], pieces[1], pieces[2], step), u, cache
+        return Pieces(pdev, *pieces, step, *self._next_step(cache, u, v)), u, cache
+
+    def _next_step(self, cache, u, v):
+        """(gap, coupling, decrement) of the local part of the next Newton step.
+
+        The back-solve is linear in v, so the local step is ``u⁺ − u = δ −
+        L⁻ᵀ L_c1ᵀ Δv`` with δ = L⁻ᵀ(y − L_c1ᵀ v) − u: ``|u⁺ − u|∞ ≤ gap + coupling
+        |Δv|∞`` with gap = |δ|∞ and coupling the ∞-norm of L⁻ᵀ L_c1ᵀ; the local
+        part of the Newton decrement is |L₁₁⁻¹ g_local|² = |L₁₁ᵀ δ|². Both cheap
+        for a diagonal L₁₁ (the fast path); inf otherwise (no early end).
+        """
+        factor, _, X = cache
+        if factor is None:
+            return 0.0, 0.0, 0.0
+        if self._sparse_schur(self._C) is None:
+            return np.inf, np.inf, np.inf
+        diag = factor.diag[0]
+        delta = self._back_solve(cache, v) - u
+        decrement = float(np.sum((diag.L[:, 0, 0] * delta) ** 2))
+        return _max_abs(delta), sparse_schur.coupling_norm(X[0], diag), decrement
 
     def _schur(self, w, weighted):
         """(log|L₁₁|², Schur piece, reduced rhs) and what the back-solve needs."""
