@@ -1,8 +1,8 @@
 """The fixed-pattern Schur products of one scalar local term (partitioned.sparse_schur)
 equal the general path, with the compiled kernel and with its numpy fallback."""
 
+from conftest import simulate_crossed
 import numpy as np
-import pandas as pd
 import pytest
 import statsmodels.api as sm
 
@@ -14,22 +14,13 @@ from statsmodels_glmm.partitioned.model import PartitionedModel
 REL = 1e-10
 
 
-def _crossed(seed=5, n=2000):
-    rng = np.random.default_rng(seed)
-    a, b, c = rng.integers(0, 60, n), rng.integers(0, 15, n), rng.integers(0, 4, n)
-    x = rng.normal(size=n)
-    eta = (0.2 + 0.4 * x + rng.normal(0, .5, 60)[a] + rng.normal(0, .4, 15)[b]
-           + rng.normal(0, .3, 4)[c] * x)
-    return pd.DataFrame({"y": rng.poisson(np.exp(eta)), "x": x, "a": a, "b": b, "c": c})
-
-
 FORMULAS = ["y ~ x + (1 | a) + (1 | b)", "y ~ x + (1 | a) + (1 | b) + (0 + x | c)",
             "y ~ x + (1 | a) + (1 + x | b)"]
 
 
 @pytest.fixture(scope="module", params=FORMULAS)
 def model(request):
-    return GLMM.from_formula(request.param, _crossed(), family=sm.families.Poisson())
+    return GLMM.from_formula(request.param, simulate_crossed(), family=sm.families.Poisson())
 
 
 @pytest.fixture(params=["compiled", "numpy", "general"])
@@ -118,7 +109,7 @@ def _rounds_of_second_evaluation(model, params):
 @pytest.mark.parametrize("nAGQ", [0, 1])
 def test_early_end_saves_rounds(nAGQ, monkeypatch):
     """The Newton-step bound ends PIRLS a round early; the deviance is unchanged."""
-    model = GLMM.from_formula(FORMULAS[0], _crossed(), family=sm.families.Poisson())
+    model = GLMM.from_formula(FORMULAS[0], simulate_crossed(), family=sm.families.Poisson())
     theta, beta = _point(model)
     params = theta if nAGQ == 0 else np.concatenate([theta, beta])
     expected = model.deviance_function(nAGQ)(params * 1.001)
@@ -138,7 +129,7 @@ def test_decrement_predicts_the_decrease(monkeypatch):
     from statsmodels_glmm.partitioned import devfun
 
     monkeypatch.setattr(compiled, "MIN_WORK", 10**18)
-    model = GLMM.from_formula(FORMULAS[0], _crossed(), family=sm.families.Poisson())
+    model = GLMM.from_formula(FORMULAS[0], simulate_crossed(), family=sm.families.Poisson())
     theta, beta = _point(model)
     pm = PartitionedModel(*split_model(model, 2))
     ex = pm.executor

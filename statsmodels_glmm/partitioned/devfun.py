@@ -24,6 +24,7 @@ import scipy.linalg as sla
 
 from ..devfun import DevianceFunction
 from ..pirls import PirlsError, converged, step_accepted
+from .extrapolation import ModeTrail
 
 __all__ = ["PartitionedModes", "PartitionedDevianceFunction", "central_pirls"]
 
@@ -95,12 +96,13 @@ def _max_abs(x):
 
 
 def central_pirls(executor, theta, disp, beta, v0, joint, information, canonical,
-                  warm="last", tol=1e-12, step_tol=1e-10, maxit=200, max_halvings=30):
+                  warm="last", trail=None, tol=1e-12, step_tol=1e-10, maxit=200,
+                  max_halvings=30):
     """PIRLS over the central unknowns v = (u_crossed, β if ``joint``), the local
     modes solved in the partitions. Convergence and step-halving as
     :func:`pirls.pirls`.
 
-    ``warm``: the partitions' starting local modes (see
+    ``warm``, ``trail``: the partitions' starting local modes (see
     :meth:`kernels.PartitionState.central_start`).
 
     Returns
@@ -109,7 +111,8 @@ def central_pirls(executor, theta, disp, beta, v0, joint, information, canonical
     """
     q_c = executor.n_central_re
     penalty = np.concatenate([np.ones(q_c), np.zeros(v0.size - q_c)])
-    pieces = executor.map("central_start", theta, disp, beta, v0, joint, information, warm)
+    pieces = executor.map("central_start", theta, disp, beta, v0, joint, information, warm,
+                          trail)
     v, pdev = v0, _total(pieces, v0, q_c)
     if not np.isfinite(pdev):
         raise PirlsError("PIRLS: non-finite objective at the starting values")
@@ -187,6 +190,7 @@ class PartitionedDevianceFunction(DevianceFunction):
         self.best = np.inf
         self._promote = True
         self.nfev = 0
+        self._trail = ModeTrail()
 
     def update_warm_start(self, modes, value):
         # the partitions learn in the next round whether their last modes are the best
@@ -194,19 +198,33 @@ class PartitionedDevianceFunction(DevianceFunction):
         return self._promote
 
     def modes(self, theta, disp, beta=None, u0=None):
-        """The conditional modes at (θ, disp, β); β estimated in the joint stage."""
+        """The conditional modes at (θ, disp, β); β estimated in the joint stage.
+
+        Without ``u0``, the start is extrapolated from the last evaluations'
+        modes where they support it (:mod:`.extrapolation`)."""
         ex = self.executor
-        u0 = self.warm_u if u0 is None or np.size(u0) != ex.n_central_re else u0
+        if not self.joint and ex.n_central_re == 0:
+            return _LocalModes(theta, disp, np.asarray(beta, dtype=float))
+        trail, v_trail = None, None
+        if u0 is None or np.size(u0) != ex.n_central_re:
+            u0 = self.warm_u
+            point = [theta, [] if disp is None else np.ravel(disp),
+                     [] if self.joint else beta]
+            trail, v_trail = self._trail.plan(np.concatenate(point))
         if self.joint:
             # the local modes start, as u and β here, from the best evaluation so far
             warm = "promote" if self._promote else "best"
-            v0 = np.concatenate([u0, self.warm_beta])
-            return central_pirls(ex, theta, disp, None, v0, True, self.information,
-                                 self.model.kernel_canonical, warm=warm)
-        if ex.n_central_re == 0:
-            return _LocalModes(theta, disp, np.asarray(beta, dtype=float))
-        return central_pirls(ex, theta, disp, np.asarray(beta, dtype=float), u0, False,
-                             self.information, self.model.kernel_canonical)
+            v0 = np.concatenate([u0, self.warm_beta]) if v_trail is None else v_trail
+            modes = central_pirls(ex, theta, disp, None, v0, True, self.information,
+                                  self.model.kernel_canonical, warm=warm, trail=trail)
+        else:
+            v0 = u0 if v_trail is None else v_trail
+            modes = central_pirls(ex, theta, disp, np.asarray(beta, dtype=float), v0, False,
+                                  self.information, self.model.kernel_canonical, trail=trail)
+        if trail is not None:
+            self._trail.record(np.concatenate([modes.u, modes.beta]) if self.joint
+                               else modes.u)
+        return modes
 
     def approximation(self, modes, theta, disp, beta=None):
         """Laplace or adaptive Gauss-Hermite value at the modes."""

@@ -36,6 +36,7 @@ from ..re_terms import RandomEffects, RandomEffectsTerm, factor_from_theta, thet
 from ..response import Response
 from ..stages import start_working_response
 from . import sparse_schur
+from .extrapolation import combine_stored
 
 __all__ = ["PartitionState", "call"]
 
@@ -97,6 +98,8 @@ class PartitionState:
         self.best_u = None
         self._base = self._trial = None
         self._fast = {}  # sparse_schur.ScalarLocalSchur by "X among the central columns"
+        # local modes of the driver's last evaluations by trail tag (extrapolation)
+        self._owner, self._stored, self._tag = None, {}, None
 
     # -- θ and the linear predictor -------------------------------------------------------
     def _local_theta(self, theta):
@@ -132,17 +135,21 @@ class PartitionState:
         return agq_deviance(self.response, self.re, scaled, fixed, modes, nAGQ, disp)
 
     # -- the central iteration (crossed terms, or β in the joint stage) -----------------------
-    def central_start(self, theta, disp, beta, v, joint, information, warm="last"):
+    def central_start(self, theta, disp, beta, v, joint, information, warm="last",
+                      trail=None):
         """Begin a central iteration: pieces at (u_local, v) from the warm start.
 
         ``warm``: ``"last"``, the modes of the last iteration; ``"best"``, those
         of the best evaluation so far (the joint stage, as
         :class:`devfun.DevianceFunction`), ``"promote"``, the last ones, which
-        the driver found to be the best so far."""
+        the driver found to be the best so far. ``trail``: the message of
+        :meth:`extrapolation.ModeTrail.plan`, whose weights (when given) replace
+        the warm start by the extrapolation of the stored modes."""
         self._settle()
         if warm == "promote" or self.best_u is None:
             self.best_u = self.warm_u
         start = self.best_u if warm != "last" else self.warm_u
+        start = self._from_trail(trail, start)
         self._setup = (theta, disp, beta, joint, information)
         self._scaled = self._scaled_local(theta)
         self._C = self._central_design(theta, joint)
@@ -170,10 +177,26 @@ class PartitionState:
     def _settle(self):
         """After a central iteration the driver has accepted the last trial: its
         local modes become the warm start (folded into the next task, which saves
-        a round per evaluation)."""
+        a round per evaluation), and are stored under the evaluation's trail tag."""
         if self._trial is not None:
             self.warm_u = self._trial[1]
             self._trial = self._base = None
+            if self._tag is not None:
+                self._stored[self._tag] = self.warm_u
+        self._tag = None
+
+    def _from_trail(self, trail, start):
+        """The start extrapolated from the stored modes (see
+        :mod:`.extrapolation`), else ``start``; keeps only the modes the driver
+        may still combine."""
+        if trail is None:
+            return start
+        owner, self._tag, keep, weights = trail
+        if owner != self._owner:
+            self._owner, self._stored = owner, {}
+        self._stored = {t: self._stored[t] for t in keep if t in self._stored}
+        combined = combine_stored(self._stored, weights)
+        return start if combined is None else combined
 
     def central_finish(self):
         """Pieces at the modes with the information the Laplace approximation
