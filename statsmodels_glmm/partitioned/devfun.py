@@ -100,7 +100,8 @@ def central_pirls(executor, theta, disp, beta, v0, joint, information, canonical
                   max_halvings=30):
     """PIRLS over the central unknowns v = (u_crossed, β if ``joint``), the local
     modes solved in the partitions. Convergence and step-halving as
-    :func:`pirls.pirls`.
+    :func:`pirls.pirls`, and one round earlier where the next Newton step is
+    provably one after which that rule would stop (:func:`_newton_converged`).
 
     ``warm``, ``trail``: the partitions' starting local modes (see
     :meth:`kernels.PartitionState.central_start`).
