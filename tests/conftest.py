@@ -29,6 +29,17 @@ def simulate_counts(seed=0, n_groups=20, per=10, intercept=0.5, sd=0.4):
     return pd.DataFrame({"y": y, "x": x, "g": g})
 
 
+def simulate_crossed(seed=5, n=2000):
+    """Poisson counts with crossed factors a (60 levels), b (15) and a slope
+    factor c (4): for ``y ~ x + (1 | a) + (1 | b)`` and variants."""
+    rng = np.random.default_rng(seed)
+    a, b, c = rng.integers(0, 60, n), rng.integers(0, 15, n), rng.integers(0, 4, n)
+    x = rng.normal(size=n)
+    eta = (0.2 + 0.4 * x + rng.normal(0, .5, 60)[a] + rng.normal(0, .4, 15)[b]
+           + rng.normal(0, .3, 4)[c] * x)
+    return pd.DataFrame({"y": rng.poisson(np.exp(eta)), "x": x, "a": a, "b": b, "c": c})
+
+
 @pytest.fixture(scope="session")
 def binary_data():
     return simulate_binary()

@@ -25,6 +25,7 @@ The driver holds level dictionaries and p × p factors, never an O(n) array.
 """
 
 import copy
+import functools
 import re
 import sys
 from types import SimpleNamespace
@@ -279,11 +280,12 @@ def _design_decisions(dask, raws, ctx, names, n_out):
         kept = np.zeros(0, dtype=np.intp)
     n_terms = len(c["order"])
 
+    @functools.cache
     def nested_in(a, b):  # each level of term a occurs with one level of term b
         if a == b:
             return True
-        pairs = np.unique(np.concatenate([f["pairs"][a, b] for f in found]), axis=0)
-        return len(np.unique(pairs[:, 0])) == len(pairs)
+        pairs = fp.distinct_pairs(*np.concatenate([f["pairs"][a, b] for f in found]).T)
+        return not np.any(pairs[1:, 0] == pairs[:-1, 0])  # (pairs sorted by a's level)
 
     sizes = [SimpleNamespace(n_levels=c["n_levels"][j]) for j in c["order"]]
     by = partitioning_term(sizes, nested_in)

@@ -24,6 +24,7 @@ import scipy.linalg as sla
 
 from ..devfun import DevianceFunction
 from ..pirls import PirlsError, converged, step_accepted
+from .extrapolation import ModeTrail
 
 __all__ = ["PartitionedModes", "PartitionedDevianceFunction", "central_pirls"]
 
@@ -62,13 +63,47 @@ def _total(pieces, v, n_central_re):
     return sum(p.pdev for p in pieces) + float(vc @ vc)
 
 
+def _newton_point(pieces, penalty):
+    """The central unknowns at the Newton point of the assembled system, and
+    the system."""
+    S, r = _assemble(pieces, penalty)
+    try:
+        return sla.cho_solve(sla.cho_factor(S, lower=True), r), S
+    except np.linalg.LinAlgError:
+        raise PirlsError("PIRLS: the crossed / fixed-effects block is singular") from None
+
+
+def _newton_converged(pieces, S, dv, pdev, tol, step_tol):
+    """Whether the Newton step from here, central part ``dv``, is provably one
+    after which :func:`pirls.converged` would stop: every unknown moves by at most
+    ``step_tol`` (the local modes by the partitions' bound gap + coupling |dv|∞)
+    and the predicted decrease of the penalized deviance, the Newton decrement
+    λ² = |L₁₁⁻¹ g_local|² + dvᵀ S dv, is below half the flatness threshold (the
+    quadratic model is exact up to O(|step|³), far below it at such steps).
+
+    Stopping here instead of after that step returns a point within
+    ``step_tol`` of it and saves its round.
+    """
+    central = _max_abs(dv)
+    if max([central] + [p.gap + p.coupling * central for p in pieces]) > step_tol:
+        return False
+    decrement = sum(p.decrement for p in pieces) + float(dv @ (S @ dv))
+    return decrement <= 0.5 * tol * (abs(pdev) + 1)
+
+
+def _max_abs(x):
+    return float(np.max(np.abs(x), initial=0.0))
+
+
 def central_pirls(executor, theta, disp, beta, v0, joint, information, canonical,
-                  warm="last", tol=1e-12, step_tol=1e-10, maxit=200, max_halvings=30):
+                  warm="last", trail=None, tol=1e-12, step_tol=1e-10, maxit=200,
+                  max_halvings=30):
     """PIRLS over the central unknowns v = (u_crossed, β if ``joint``), the local
     modes solved in the partitions. Convergence and step-halving as
-    :func:`pirls.pirls`.
+    :func:`pirls.pirls`, and one round earlier where the next Newton step is
+    provably one after which that rule would stop (:func:`_newton_converged`).
 
-    ``warm``: the partitions' starting local modes (see
+    ``warm``, ``trail``: the partitions' starting local modes (see
     :meth:`kernels.PartitionState.central_start`).
 
     Returns
@@ -77,17 +112,17 @@ def central_pirls(executor, theta, disp, beta, v0, joint, information, canonical
     """
     q_c = executor.n_central_re
     penalty = np.concatenate([np.ones(q_c), np.zeros(v0.size - q_c)])
-    pieces = executor.map("central_start", theta, disp, beta, v0, joint, information, warm)
+    pieces = executor.map("central_start", theta, disp, beta, v0, joint, information, warm,
+                          trail)
     v, pdev = v0, _total(pieces, v0, q_c)
     if not np.isfinite(pdev):
         raise PirlsError("PIRLS: non-finite objective at the starting values")
-    stalls = 0
-    for iteration in range(1, maxit + 1):  # noqa: B007 (reported after the loop)
-        S, r = _assemble(pieces, penalty)
-        try:
-            v_new = sla.cho_solve(sla.cho_factor(S, lower=True), r)
-        except np.linalg.LinAlgError:
-            raise PirlsError("PIRLS: the crossed / fixed-effects block is singular") from None
+    stalls, iterations = 0, 0
+    for _ in range(maxit):
+        v_new, S = _newton_point(pieces, penalty)
+        if _newton_converged(pieces, S, v_new - v, pdev, tol, step_tol):
+            break
+        iterations += 1
         trial = executor.map("central_step", v_new)
         pdev_new = _total(trial, v_new, q_c)
         for _ in range(max_halvings):
@@ -99,7 +134,7 @@ def central_pirls(executor, theta, disp, beta, v0, joint, information, canonical
         else:
             raise PirlsError("PIRLS step-halvings failed to reduce the penalized deviance")
         change = pdev - pdev_new
-        step = max(max(p.step for p in trial), float(np.max(np.abs(v_new - v), initial=0.0)))
+        step = max(max(p.step for p in trial), _max_abs(v_new - v))
         v, pdev, pieces = v_new, pdev_new, trial
         done, stalls = converged(change, pdev, step, stalls, tol, step_tol)
         if done:
@@ -116,7 +151,8 @@ def central_pirls(executor, theta, disp, beta, v0, joint, information, canonical
             raise PirlsError(f"the {information} information at the conditional modes is "
                              "not positive definite") from None
         logdet += 2.0 * float(np.sum(np.log(np.diagonal(Lc))))
-    return PartitionedModes(v[:q_c], v[q_c:] if joint else beta, pdev, logdet, iteration, S)
+    return PartitionedModes(v[:q_c], v[q_c:] if joint else beta, pdev, logdet, iterations,
+                            S)
 
 
 class PartitionedDevianceFunction(DevianceFunction):
@@ -155,6 +191,7 @@ class PartitionedDevianceFunction(DevianceFunction):
         self.best = np.inf
         self._promote = True
         self.nfev = 0
+        self._trail = ModeTrail()
 
     def update_warm_start(self, modes, value):
         # the partitions learn in the next round whether their last modes are the best
@@ -162,19 +199,33 @@ class PartitionedDevianceFunction(DevianceFunction):
         return self._promote
 
     def modes(self, theta, disp, beta=None, u0=None):
-        """The conditional modes at (θ, disp, β); β estimated in the joint stage."""
+        """The conditional modes at (θ, disp, β); β estimated in the joint stage.
+
+        Without ``u0``, the start is extrapolated from the last evaluations'
+        modes where they support it (:mod:`.extrapolation`)."""
         ex = self.executor
-        u0 = self.warm_u if u0 is None or np.size(u0) != ex.n_central_re else u0
+        if not self.joint and ex.n_central_re == 0:
+            return _LocalModes(theta, disp, np.asarray(beta, dtype=float))
+        trail, v_trail = None, None
+        if u0 is None or np.size(u0) != ex.n_central_re:
+            u0 = self.warm_u
+            point = [theta, [] if disp is None else np.ravel(disp),
+                     [] if self.joint else beta]
+            trail, v_trail = self._trail.plan(np.concatenate(point))
         if self.joint:
             # the local modes start, as u and β here, from the best evaluation so far
             warm = "promote" if self._promote else "best"
-            v0 = np.concatenate([u0, self.warm_beta])
-            return central_pirls(ex, theta, disp, None, v0, True, self.information,
-                                 self.model.kernel_canonical, warm=warm)
-        if ex.n_central_re == 0:
-            return _LocalModes(theta, disp, np.asarray(beta, dtype=float))
-        return central_pirls(ex, theta, disp, np.asarray(beta, dtype=float), u0, False,
-                             self.information, self.model.kernel_canonical)
+            v0 = np.concatenate([u0, self.warm_beta]) if v_trail is None else v_trail
+            modes = central_pirls(ex, theta, disp, None, v0, True, self.information,
+                                  self.model.kernel_canonical, warm=warm, trail=trail)
+        else:
+            v0 = u0 if v_trail is None else v_trail
+            modes = central_pirls(ex, theta, disp, np.asarray(beta, dtype=float), v0, False,
+                                  self.information, self.model.kernel_canonical, trail=trail)
+        if trail is not None:
+            self._trail.record(np.concatenate([modes.u, modes.beta]) if self.joint
+                               else modes.u)
+        return modes
 
     def approximation(self, modes, theta, disp, beta=None):
         """Laplace or adaptive Gauss-Hermite value at the modes."""

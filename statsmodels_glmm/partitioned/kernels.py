@@ -36,6 +36,8 @@ from ..quadrature import agq_deviance
 from ..re_terms import RandomEffects, RandomEffectsTerm, factor_from_theta, theta_slices
 from ..response import Response
 from ..stages import start_working_response
+from . import sparse_schur
+from .extrapolation import combine_stored
 
 __all__ = ["PartitionState", "call"]
 
@@ -54,6 +56,12 @@ class Pieces:
     schur: np.ndarray    # A_cc − L_c1 L_c1ᵀ (central x central)
     rhs: np.ndarray      # reduced right-hand side onto the central unknowns
     step: float          # largest change of its local modes in this step
+    # the next Newton step, without taking it (devfun._newton_converged): its local
+    # part |Δu|∞ ≤ gap + coupling |Δv|∞, and the local part of its decrement;
+    # inf where no bound is at hand
+    gap: float = np.inf
+    coupling: float = np.inf
+    decrement: float = np.inf
 
 
 class PartitionState:
@@ -93,6 +101,9 @@ class PartitionState:
         self.warm_u = np.zeros(self.n_local)
         self.best_u = None
         self._base = self._trial = self._fused = None
+        self._fast = {}  # sparse_schur.ScalarLocalSchur by "X among the central columns"
+        # local modes of the driver's last evaluations by trail tag (extrapolation)
+        self._owner, self._stored, self._tag = None, {}, None
 
     # -- θ and the linear predictor -------------------------------------------------------
     def _local_theta(self, theta):
@@ -128,17 +139,21 @@ class PartitionState:
         return agq_deviance(self.response, self.re, scaled, fixed, modes, nAGQ, disp)
 
     # -- the central iteration (crossed terms, or β in the joint stage) -----------------------
-    def central_start(self, theta, disp, beta, v, joint, information, warm="last"):
+    def central_start(self, theta, disp, beta, v, joint, information, warm="last",
+                      trail=None):
         """Begin a central iteration: pieces at (u_local, v) from the warm start.
 
         ``warm``: ``"last"``, the modes of the last iteration; ``"best"``, those
         of the best evaluation so far (the joint stage, as
         :class:`devfun.DevianceFunction`), ``"promote"``, the last ones, which
-        the driver found to be the best so far."""
+        the driver found to be the best so far. ``trail``: the message of
+        :meth:`extrapolation.ModeTrail.plan`, whose weights (when given) replace
+        the warm start by the extrapolation of the stored modes."""
         self._settle()
         if warm == "promote" or self.best_u is None:
             self.best_u = self.warm_u
         start = self.best_u if warm != "last" else self.warm_u
+        start = self._from_trail(trail, start)
         self._setup = (theta, disp, beta, joint, information)
         self._scaled = self._scaled_local(theta)
         self._C = self._central_design(theta, joint)
@@ -171,10 +186,26 @@ class PartitionState:
     def _settle(self):
         """After a central iteration the driver has accepted the last trial: its
         local modes become the warm start (folded into the next task, which saves
-        a round per evaluation)."""
+        a round per evaluation), and are stored under the evaluation's trail tag."""
         if self._trial is not None:
             self.warm_u = self._trial[1]
             self._trial = self._base = None
+            if self._tag is not None:
+                self._stored[self._tag] = self.warm_u
+        self._tag = None
+
+    def _from_trail(self, trail, start):
+        """The start extrapolated from the stored modes (see
+        :mod:`.extrapolation`), else ``start``; keeps only the modes the driver
+        may still combine."""
+        if trail is None:
+            return start
+        owner, self._tag, keep, weights = trail
+        if owner != self._owner:
+            self._owner, self._stored = owner, {}
+        self._stored = {t: self._stored[t] for t in keep if t in self._stored}
+        combined = combine_stored(self._stored, weights)
+        return start if combined is None else combined
 
     def central_finish(self):
         """Pieces at the modes with the information the Laplace approximation
@@ -208,7 +239,26 @@ class PartitionState:
         lin = eta - self._fixed
         weighted = w * (lin + resid)
         pieces, cache = self._schur(w, weighted)
-        return Pieces(pdev, pieces[0], pieces[1], pieces[2], step), u, cache
+        return Pieces(pdev, *pieces, step, *self._next_step(cache, u, v)), u, cache
+
+    def _next_step(self, cache, u, v):
+        """(gap, coupling, decrement) of the local part of the next Newton step.
+
+        The back-solve is linear in v, so the local step is ``u⁺ − u = δ −
+        L⁻ᵀ L_c1ᵀ Δv`` with δ = L⁻ᵀ(y − L_c1ᵀ v) − u: ``|u⁺ − u|∞ ≤ gap + coupling
+        |Δv|∞`` with gap = |δ|∞ and coupling the ∞-norm of L⁻ᵀ L_c1ᵀ; the local
+        part of the Newton decrement is |L₁₁⁻¹ g_local|² = |L₁₁ᵀ δ|². Both cheap
+        for a diagonal L₁₁ (the fast path); inf otherwise (no early end).
+        """
+        factor, _, X = cache
+        if factor is None:
+            return 0.0, 0.0, 0.0
+        if self._sparse_schur(self._C) is None:
+            return np.inf, np.inf, np.inf
+        diag = factor.diag[0]
+        delta = self._back_solve(cache, v) - u
+        decrement = float(np.sum((diag.L[:, 0, 0] * delta) ** 2))
+        return _max_abs(delta), sparse_schur.coupling_norm(X[0], diag), decrement
 
     def _fused_evaluate(self, u, beta, step):
         """:meth:`_evaluate` by the compiled joint pass (one scalar local term, β
@@ -220,7 +270,12 @@ class PartitionState:
         d, r, zwx, xwx, rx = self._fused.system()
         scaled = zwx / d[:, None]
         schur = xwx - zwx.T @ scaled
-        pieces = Pieces(pdev, float(np.sum(np.log(d))), schur, rx - scaled.T @ r, step)
+        # the next step's local part (see _next_step): δ = D⁻¹(r − Z'WX β) − u, the
+        # coupling ‖D⁻¹ Z'WX‖∞ and the decrement |D^½ δ|²
+        delta = (r - zwx @ beta) / d - u
+        coupling = float(np.max(np.abs(scaled).sum(axis=1), initial=0.0))
+        pieces = Pieces(pdev, float(np.sum(np.log(d))), schur, rx - scaled.T @ r, step,
+                        _max_abs(delta), coupling, float(np.sum(d * delta ** 2)))
         return pieces, u, ("fused", r, zwx, d)
 
     def _schur(self, w, weighted):
@@ -231,8 +286,38 @@ class PartitionState:
             return (0.0, A_cc, r_c), (None, None, None)
         factor = self.system.factor(self._scaled, w)
         r_local = self.system.rhs(self._scaled, weighted)
+        fast = self._sparse_schur(C)
+        if fast is not None:
+            y = [factor.diag[0].solve(r_local[0])]
+            X = [fast.l_c1(w, C, self._scaled[0], factor.diag[0])]
+            schur = fast.minus_gram(A_cc, X[0])
+        else:
+            y, X = self._forward(C, w, factor, r_local)
+            schur = A_cc
+            for Xj in X:
+                schur = schur - _gram(Xj)
+        rhs = r_c.copy()
+        for Xj, yj in zip(X, y):
+            rhs = rhs - Xj @ yj
+        return (factor.logdet2(), schur, rhs), (factor, y, X)
+
+    def _sparse_schur(self, C):
+        """The fixed-pattern Schur products of one scalar local term
+        (:mod:`.sparse_schur`), built once per layout of the central columns;
+        None where the general path applies."""
+        if not sparse_schur.applies(self.re.terms):
+            return None
+        key = C.X is not None
+        if key not in self._fast:
+            term = self.re.terms[0]
+            self._fast[key] = sparse_schur.ScalarLocalSchur(C, term.refs, term.n_levels)
+        return self._fast[key]
+
+    def _forward(self, C, w, factor, r_local):
+        """Forward solve of the local blocks: y_j and X_j = A_cj L_jj⁻ᵀ (after the
+        earlier blocks' parts are taken out)."""
         k = len(self.re.terms)
-        y, X = [], []  # forward solve of the local blocks; X_j = A_cj L_jj⁻ᵀ ...
+        y, X = [], []
         for j in range(k):
             v = r_local[j]
             for l in range(j):
@@ -249,11 +334,7 @@ class PartitionState:
             for l in range(j):
                 A_cj = subtract(A_cj, product_t(X[l], factor.lower[j, l]))
             X.append(np.asarray(factor.diag[j].rdiv_t(A_cj)))
-        schur, rhs = A_cc, r_c.copy()
-        for Xj, yj in zip(X, y):
-            schur = schur - _gram(Xj)
-            rhs = rhs - Xj @ yj
-        return (factor.logdet2(), schur, rhs), (factor, y, X)
+        return y, X
 
     def _back_solve(self, cache, v):
         """Local modes given the central solution v (back-substitution)."""

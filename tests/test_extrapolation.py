@@ -1,0 +1,76 @@
+"""Warm starts extrapolated along the optimizer's path (partitioned.extrapolation):
+the weights, the partitions' combination, and the deviance they lead to."""
+
+from conftest import simulate_crossed
+import numpy as np
+import pytest
+import statsmodels.api as sm
+
+from statsmodels_glmm import GLMM
+from statsmodels_glmm.partitioned import extrapolation
+from statsmodels_glmm.partitioned.data import split_model
+from statsmodels_glmm.partitioned.extrapolation import ModeTrail, combine_stored
+from statsmodels_glmm.partitioned.model import PartitionedModel
+
+
+def test_weights_reproduce_the_point():
+    trail = ModeTrail()
+    rng = np.random.default_rng(0)
+    points = rng.standard_normal((3, 2))
+    for p in points:
+        message, v0 = trail.plan(p)
+        assert message[3] is None and v0 is None  # too few points yet
+        trail.record(np.array([p @ [1.0, 2.0], 3.0]))  # modes affine in the point
+    target = points.mean(axis=0) + 0.1
+    (owner, tag, keep, weights), v0 = trail.plan(target)
+    assert keep == [0, 1, 2] and tag == 3
+    c = np.array([weights[t] for t in keep])
+    assert c.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(c @ points, target, atol=1e-12)
+    # affine modes are reproduced exactly
+    np.testing.assert_allclose(v0, [target @ [1.0, 2.0], 3.0], atol=1e-12)
+
+
+def test_far_points_keep_the_usual_start():
+    trail = ModeTrail()
+    for p in ([0.0, 0.0], [1.0, 0.0], [0.0, 1.0]):
+        trail.plan(np.array(p))
+        trail.record(np.zeros(2))
+    assert trail.plan(np.array([0.2, 0.3]))[1] is not None
+    trail.record(np.zeros(2))  # the trail is now the last three points
+    assert trail.plan(np.array([50.0, 50.0]))[1] is None
+
+
+def test_combine_stored():
+    stored = {1: np.ones(3), 2: np.arange(3.0)}
+    np.testing.assert_allclose(combine_stored(stored, {1: 2.0, 2: -1.0}), [2.0, 1.0, 0.0])
+    assert combine_stored(stored, {1: 0.5, 3: 0.5}) is None
+    assert combine_stored(stored, None) is None
+
+
+def _path(pm, nAGQ, points):
+    f = pm.deviance_function(nAGQ)
+    rounds, values = [], []
+    for p in points:
+        before = pm.rounds
+        values.append(f(p))
+        rounds.append(pm.rounds - before)
+    return np.array(values), rounds
+
+
+@pytest.mark.parametrize("nAGQ", [0, 1])
+def test_extrapolated_starts_save_rounds(nAGQ, monkeypatch):
+    model = GLMM.from_formula("y ~ x + (1 | a) + (1 | b)", simulate_crossed(),
+                              family=sm.families.Poisson())
+    beta, _ = model.glm_start()
+    base = np.array([0.6, 0.5]) if nAGQ == 0 else np.concatenate([[0.6, 0.5], beta])
+    rng = np.random.default_rng(3)
+    # an optimizer's path: closing in on a point
+    points = [base * (1 + 0.05 * 0.7 ** k * rng.standard_normal(base.size)) for k in range(12)]
+    values, rounds = _path(PartitionedModel(*split_model(model, 2)), nAGQ, points)
+    monkeypatch.setattr(extrapolation, "MAX_WEIGHT", 0.0)  # never extrapolate
+    plain, plain_rounds = _path(PartitionedModel(*split_model(model, 2)), nAGQ, points)
+    expected = [model.deviance_function(nAGQ)(p) for p in points]
+    np.testing.assert_allclose(values, expected, rtol=1e-10)
+    np.testing.assert_allclose(plain, expected, rtol=1e-10)
+    assert sum(rounds) < sum(plain_rounds)
