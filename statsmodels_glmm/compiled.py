@@ -160,3 +160,13 @@ def _gram_lower_numpy(out, pattern, data, scale, block_entries=2**24):
         e = min(s + step, q)
         out[s:e, :e] -= (Cs[s:e] @ C[:e].T).toarray()
     return out
+
+
+def limit_threads(threads):
+    """Run this thread's compiled kernels on at most ``threads`` threads (a Dask
+    worker's task: the workers are the parallelism, and a second level of
+    threads would only oversubscribe the cores)."""
+    if ENABLED:
+        import numba
+
+        numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))

@@ -14,6 +14,7 @@ kernel method on all of them: one *round*. It counts rounds (a fit's
 
 from concurrent.futures import ThreadPoolExecutor
 
+from .. import compiled
 from .kernels import PartitionState, call
 
 __all__ = ["LocalExecutor", "DaskExecutor", "make_executor"]
@@ -89,10 +90,16 @@ class DaskExecutor(_Executor):
     def map(self, method, *args):
         """One round: a task per partition on the worker that holds it."""
         self.rounds += 1
-        futures = [self.client.submit(call, state, method, *args, pure=False,
+        futures = [self.client.submit(_call_on_worker, state, method, *args, pure=False,
                                       workers=where, allow_other_workers=False)
                    for state, where in zip(self.states, self._workers())]
         return self.client.gather(futures)
+
+
+def _call_on_worker(state, method, *args):
+    """:func:`kernels.call` on a Dask worker, its compiled kernels single-threaded."""
+    compiled.limit_threads(1)
+    return call(state, method, *args)
 
 
 def make_executor(parts, design, client=None, n_jobs=1):
