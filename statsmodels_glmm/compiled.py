@@ -18,13 +18,16 @@ are cached on disk) is repaid. Without numba, or with the environment
 variable ``STATSMODELS_GLMM_NO_NUMBA`` set, every caller takes its numpy path.
 """
 
+import contextlib
 import functools
 import importlib.util
 import os
+import threading
 
 import numpy as np
 
-__all__ = ["available", "group_row_sums", "sparse_gram_lower", "SparseGramPattern"]
+__all__ = ["available", "group_row_sums", "limit_threads", "run_parallel", "sparse_gram_lower",
+           "SparseGramPattern"]
 
 # numba is imported on first use (it costs 0.3 s), not with the package
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
@@ -140,8 +143,8 @@ def sparse_gram_lower(out, pattern, data=None, scale=None):
     if available(pattern.data.size) and out.flags.c_contiguous:
         kernels = _kernels()
         chunks = 4 * kernels["threads"]()
-        kernels["sparse_gram_lower"](out, pattern.indptr, pattern.indices, data, pattern.t_indptr,
-                           pattern.t_indices, data[pattern.t_order], scale, chunks)
+        run_parallel(kernels["sparse_gram_lower"], out, pattern.indptr, pattern.indices, data,
+                     pattern.t_indptr, pattern.t_indices, data[pattern.t_order], scale, chunks)
         return out
     _gram_lower_numpy(out, pattern, data, scale)
     return out
@@ -170,3 +173,23 @@ def limit_threads(threads):
         import numba
 
         numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+
+
+_LAUNCH = threading.Lock()
+_LAYER = {"checked": False, "serialize": True}
+
+
+def run_parallel(kernel, *args):
+    """Call a ``parallel=True`` kernel. numba's fallback threading layer
+    (workqueue, used where neither TBB nor OpenMP loads) aborts the process when
+    two threads launch parallel kernels at once: there the launches are
+    serialized (the first one, before the layer is known, too)."""
+    guard = _LAUNCH if _LAYER["serialize"] else contextlib.nullcontext()
+    with guard:
+        out = kernel(*args)
+        if not _LAYER["checked"]:
+            import numba
+
+            _LAYER["checked"] = True
+            _LAYER["serialize"] = numba.threading_layer() == "workqueue"
+    return out

@@ -257,7 +257,7 @@ def fused_pirls(response, random_effects, scaled, fixed, u0, beta=None, tol=1e-1
     d, r = np.empty((_CHUNKS, ell)), np.empty((_CHUNKS, ell))
 
     def evaluate(u, _):
-        value = passes(fixed, refs, z, u, y, _FUSED_ETA_MAX, d, r)
+        value = compiled.run_parallel(passes, fixed, refs, z, u, y, _FUSED_ETA_MAX, d, r)
         return value + float(u @ u) if np.isfinite(value) else value
 
     def solve():
@@ -294,8 +294,9 @@ class JointPass:
 
     def evaluate(self, u, xb):
         """The penalized deviance at u and X β = ``xb`` (NaN: outside the fused form)."""
-        value = _kernel()[1](self.offset, xb, self.refs, self.z, u, self.y, self.X,
-                             _FUSED_ETA_MAX, self.d, self.r, self.zwx, self.xwx, self.rx)
+        value = compiled.run_parallel(_kernel()[1], self.offset, xb, self.refs, self.z, u,
+                                      self.y, self.X, _FUSED_ETA_MAX, self.d, self.r,
+                                      self.zwx, self.xwx, self.rx)
         return value + float(u @ u) if np.isfinite(value) else value
 
     def system(self):

@@ -43,3 +43,20 @@ def test_sparse_gram_lower(kernels, shape, nnz):
     out = kernels.sparse_gram_lower(start.copy(), pattern, data=data)
     expected = start - 4.0 * (C @ C.T).toarray()
     np.testing.assert_allclose(np.tril(out), np.tril(expected), rtol=1e-12, atol=1e-12)
+
+
+def test_parallel_kernels_from_several_threads(kernels):
+    """Two threads launching the parallel kernels at once (numba's workqueue layer
+    would abort the process without the serialization in run_parallel)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    C = sp.random(30, 200, density=0.1, random_state=4, format="csr")
+    pattern = kernels.SparseGramPattern(C)
+    expected = -(C @ C.T).toarray()
+
+    def one(_):
+        return kernels.sparse_gram_lower(np.zeros((30, 30)), pattern)
+
+    with ThreadPoolExecutor(4) as pool:
+        for out in pool.map(one, range(16)):
+            np.testing.assert_allclose(np.tril(out), np.tril(expected), atol=1e-12)
