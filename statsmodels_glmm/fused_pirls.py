@@ -54,6 +54,15 @@ _CHUNKS = 4
 def _kernel():
     import numba
 
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def logit_row(eta, y):  # pragma: no cover
+        """(μ, −log p(y | η), w) for 0/1 y, as families.binomial._logit_bernoulli:
+        e = exp(−|η|), one log; w = max(μ(1 − μ), ε)."""
+        e = np.exp(-abs(eta))
+        h = 1.0 if eta >= 0.0 else 0.0
+        mu = max(e, h) / (1.0 + e)
+        return mu, np.log(1.0 + e) + (h - y) * eta, max(mu * (1.0 - mu), 2.220446049250313e-16)
+
     @numba.njit(cache=True, nogil=True)
     def single_rows(fixed, refs, z, u, y, eta_max, d, r, lo, hi):  # pragma: no cover
         """Rows [lo, hi) at u: Σ −2 log p (NaN when some |η| ≥ eta_max), and, per
@@ -66,12 +75,8 @@ def _kernel():
             eta = fixed[i] + lin
             if abs(eta) >= eta_max:
                 return np.nan
-            # as families.binomial._logit_bernoulli: e = exp(−|η|), one log
-            e = np.exp(-abs(eta))
-            h = 1.0 if eta >= 0.0 else 0.0
-            mu = max(e, h) / (1.0 + e)
-            total += np.log(1.0 + e) + (h - y[i]) * eta
-            w = max(mu * (1.0 - mu), 2.220446049250313e-16)
+            mu, nll, w = logit_row(eta, y[i])
+            total += nll
             d[g] += w * zi * zi
             r[g] += zi * (w * lin + (y[i] - mu))
         return 2.0 * total
@@ -123,11 +128,8 @@ def _kernel():
                 eta = offset[i] + lin
                 if abs(eta) >= eta_max:
                     return np.nan
-                e = np.exp(-abs(eta))
-                h = 1.0 if eta >= 0.0 else 0.0
-                mu = max(e, h) / (1.0 + e)
-                total += np.log(1.0 + e) + (h - y[i]) * eta
-                w = max(mu * (1.0 - mu), 2.220446049250313e-16)
+                mu, nll, w = logit_row(eta, y[i])
+                total += nll
                 work = w * lin + (y[i] - mu)
                 d[g] += w * zi * zi
                 r[g] += zi * work
