@@ -1,6 +1,6 @@
 """Coverage of Wald and profile intervals for a random-intercept logit (simulation).
 
-    python benchmarks/coverage.py --nsim 300 --groups 30 --per-group 10 --seed 1
+    python benchmarks/interval_coverage.py --nsim 300 --groups 30 --per-group 10 --seed 1
 
 Data: y ~ Bernoulli(plogis(β0 + β1 x + b_g)), b_g ~ N(0, σ²), with β0 = −0.5,
 β1 = 1, σ = 0.8 and x ~ N(0, 1). For each simulated data set the model
