@@ -24,7 +24,8 @@ import os
 
 import numpy as np
 
-__all__ = ["available", "group_row_sums", "sparse_gram_lower", "SparseGramPattern"]
+__all__ = ["available", "group_row_sums", "sparse_gram_lower", "SparseGramPattern",
+           "TiledGramPattern", "tiled_gram_lower"]
 
 # numba is imported on first use (it costs 0.3 s), not with the package
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
@@ -70,8 +71,33 @@ def _kernels():
                             break
                         row[j] -= f * t_data[qq]
 
+    @numba.njit(cache=True, nogil=True, parallel=True)
+    def _tiled_gram_lower(out, ptr, rows, vals, scale, tile_i, tile_j,
+                          chunks):  # pragma: no cover - compiled
+        m = scale.size
+        n_tiles = tile_i.size
+        # tiles interleaved over the chunks: the diagonal ones cost half
+        for chunk in numba.prange(chunks):
+            for t in range(chunk, n_tiles, chunks):
+                oi, oj = tile_i[t] * m, tile_j[t] * m
+                diagonal = tile_i[t] == tile_j[t]
+                for a in range(m):
+                    i0, i1 = ptr[oi + a], ptr[oi + a + 1]
+                    j0, j1 = ptr[oj + a], ptr[oj + a + 1]
+                    if i0 == i1 or j0 == j1:
+                        continue
+                    s = scale[a]
+                    for pp in range(i0, i1):
+                        row = out[rows[pp]]
+                        f = s * vals[pp]
+                        # a column's rows are sorted: on a diagonal tile the
+                        # entries up to pp are those on and below the diagonal
+                        stop = pp + 1 if diagonal else j1
+                        for qq in range(j0, stop):
+                            row[rows[qq]] -= f * vals[qq]
+
     return {"group_row_sums": _group_row_sums, "sparse_gram_lower": _sparse_gram_lower,
-            "threads": numba.get_num_threads}
+            "threads": numba.get_num_threads, "tiled_gram_lower": _tiled_gram_lower}
 
 
 def group_row_sums(refs, weights, X, n_levels):
@@ -153,6 +179,13 @@ def _gram_lower_numpy(out, pattern, data, scale, block_entries=2**24):
     import scipy.sparse as sp
 
     C = sp.csr_matrix((data, pattern.indices, pattern.indptr), shape=pattern.shape)
+    return _csr_gram_lower(out, C, scale, block_entries)
+
+
+def _csr_gram_lower(out, C, scale, block_entries=2**24):
+    """``out -= C diag(scale) Cᵀ`` (lower triangle) for a CSR C, by row blocks."""
+    import scipy.sparse as sp
+
     Cs = (C @ sp.diags(scale)).tocsr()
     q = out.shape[0]
     step = max(1, block_entries // max(q, 1))
@@ -160,3 +193,88 @@ def _gram_lower_numpy(out, pattern, data, scale, block_entries=2**24):
         e = min(s + step, q)
         out[s:e, :e] -= (Cs[s:e] @ C[:e].T).toarray()
     return out
+
+
+class TiledGramPattern:
+    """A sparse matrix C (q x m) arranged for :func:`tiled_gram_lower`: its rows
+    cut into bands of ``band`` rows, and the entries ordered by (band, column,
+    row), so that a tile (band I x band J) of C diag(d) Cᵀ reads two contiguous
+    stretches of C: per column a, its entries in band I times those in band J.
+
+    Parameters
+    ----------
+    C : sparse matrix, shape (q, m)
+    band : int, optional
+        Rows per band (default 512). A tile of the output (band² doubles, 2 MB
+        at 512) stays in the shared cache, where the scattered updates land,
+        while the bands' entries are streamed once per tile: at 1e4 x 1e5 with
+        1e7 entries, bands of 512 rows took 3.0 CPU-s, of 256 3.6, of 1024 8
+        (the tiles of two threads crowd the cache), against 5.8 row by row.
+
+    Notes
+    -----
+    The row-by-row kernel of :func:`sparse_gram_lower` streams, for each row i
+    and each of its columns a, column a's entries: Σ_a nnz(a)² reads from
+    memory (8 GB for a 1e4 x 1e5 C with 1e7 entries). A tile reads the entries
+    of its two bands once, (q / band)² / 2 tiles of 2 nnz band / q entries.
+    """
+
+    def __init__(self, C, band=None):
+        import scipy.sparse as sp
+
+        C = sp.csr_matrix(C)
+        C.sum_duplicates()
+        C.sort_indices()
+        q, m = self.shape = C.shape
+        self.band = max(1, min(q, 512 if band is None else int(band)))
+        n_bands = -(-q // self.band) if q else 0
+        rows = np.repeat(np.arange(q, dtype=np.int64), np.diff(C.indptr))
+        key = rows // self.band * m + C.indices
+        # stable: the rows stay increasing within each (band, column)
+        index = np.int32 if C.nnz < 2**31 else np.int64
+        self.order = np.argsort(key, kind="stable").astype(index)
+        del key
+        self.rows = rows[self.order].astype(np.int32 if q < 2**31 else np.int64)
+        counts = np.bincount(rows // self.band * m + C.indices, minlength=n_bands * m)
+        self.ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self.vals = C.data[self.order]
+        tile_i, tile_j = np.tril_indices(n_bands)
+        self.tile_i, self.tile_j = tile_i.astype(np.int64), tile_j.astype(np.int64)
+        self.nnz = C.nnz
+
+    def banded(self, data):
+        """Values given in C's CSR order, in the pattern's order."""
+        return np.asarray(data, dtype=float)[self.order]
+
+
+def tiled_gram_lower(out, pattern, data=None, scale=None):
+    """``out -= C diag(scale) Cᵀ`` on and below the diagonal, in place, tile by
+    tile (see :class:`TiledGramPattern`); without numba the numpy path of
+    :func:`sparse_gram_lower`.
+
+    Parameters
+    ----------
+    out : ndarray, shape (q, q), C-ordered
+        Only its lower triangle is updated (and meaningful afterwards).
+    pattern : TiledGramPattern
+        The pattern of C (q x m).
+    data : ndarray, optional
+        C's values in CSR order (default: those the pattern was built from).
+    scale : ndarray, shape (m,), optional
+        The diagonal weights (default: ones).
+    """
+    vals = pattern.vals if data is None else pattern.banded(data)
+    m = pattern.shape[1]
+    scale = np.ones(m) if scale is None else np.ascontiguousarray(scale, dtype=float)
+    if available(pattern.nnz) and out.flags.c_contiguous:
+        kernels = _kernels()
+        chunks = 4 * kernels["threads"]()
+        kernels["tiled_gram_lower"](out, pattern.ptr, pattern.rows, vals, scale,
+                                    pattern.tile_i, pattern.tile_j, chunks)
+        return out
+    import scipy.sparse as sp
+
+    n_bands = pattern.tile_i.max() + 1 if pattern.tile_i.size else 0
+    cols = np.repeat(np.tile(np.arange(m), n_bands), np.diff(pattern.ptr))
+    C = sp.csr_matrix((vals, (pattern.rows, cols)), shape=pattern.shape)
+    return _csr_gram_lower(out, C, scale)
