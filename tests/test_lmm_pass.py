@@ -124,3 +124,26 @@ def test_parquet_row_batches(frame, tmp_path):
     np.testing.assert_array_equal(streamed.pairs[1, 0].keys, in_memory.pairs[1, 0].keys)
     np.testing.assert_allclose(streamed.pairs[1, 0].vals, in_memory.pairs[1, 0].vals)
     _check(fit_lmm_blocks(streamed), model.fit())
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | g) + (1 | h)",
+                                     "y ~ x + (1 | g) + (1 | school) + (1 | h)"])
+def test_tiled_gram(frame, formula, monkeypatch):
+    # the crossed Schur complements by the compiled tiled Gram (forced at this
+    # size), with prior weights: the criterion equals the in-memory one
+    from statsmodels_glmm import compiled
+
+    if not compiled.HAVE_NUMBA:
+        pytest.skip("numba is not installed")
+    monkeypatch.setattr(compiled, "ENABLED", True)
+    monkeypatch.setattr(compiled, "MIN_WORK", 0)
+    model = GLMM.from_formula(formula, frame, family=sm.families.Gaussian(),
+                              weights=frame["w"].to_numpy())
+    design, parts = split_model(model, 2)
+    factor = LmmFactor(accumulate_blocks(parts, design))
+    assert sorted(factor._grams) == list(range(1, len(design.terms)))
+    rng = np.random.default_rng(4)
+    for theta in (np.ones(len(design.terms)), rng.uniform(0.1, 2.0, len(design.terms))):
+        for reml in (False, True):
+            assert lmm_blocks_criterion(factor, theta, reml) == pytest.approx(
+                lmm_criterion(model, theta, reml), rel=1e-12, abs=1e-8)

@@ -11,6 +11,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from .. import compiled
 from ..blocked_cholesky import BlockDiagonalFactor
 from ..re_terms import factor_from_theta, theta_rows_cols, theta_slices
 from .kernels import _sparse_rdiv_t
@@ -168,7 +169,41 @@ class LmmFactor:
             if perm is not None and np.array_equal(perm, np.arange(perm.size)):
                 perm = None
             self._templates[i, j] = (template, perm)
+        # L_j1 L_j1ᵀ of two scalar terms is the pair block A_j1 itself with a
+        # column scaling (below): its tiled pattern is built once, and L_j1 is
+        # never read for the Gram, the costliest step of a crossed evaluation
+        self._grams = {j: compiled.TiledGramPattern(self._templates[j, 0][0])
+                       for j in range(1, k) if not self.nested[j]
+                       and self.sizes[j][0] == self.sizes[0][0] == 1
+                       and compiled.available(blocks.pairs[j, 0].keys.size)}
+        self._buffers = {}
         self.theta = None
+
+    def _dense_diag(self, j, m, T):
+        """The dense factor of diagonal block j: Λ_jᵀZ_jᵀWZ_jΛ_j + I (per-level
+        blocks ``m``) minus L_jl L_jlᵀ over the earlier terms l."""
+        if m.shape[1] > 1:
+            dense = sla.block_diag(*m)
+        else:
+            # the array of the last evaluation's factor (replaced by this one):
+            # a new one would be zeroed page by page while the Gram writes it
+            dense = self._buffers.get(j)
+            if dense is None:
+                dense = self._buffers[j] = np.empty((m.shape[0], m.shape[0]))
+            dense.fill(0.0)
+            np.fill_diagonal(dense, m[:, 0, 0])
+        for l in range(j):
+            if l == 0 and j in self._grams:
+                # L_j1 = θ_j A_j1 θ_1 L₁₁⁻ᵀ with L₁₁ diagonal
+                scale = (T[j][0, 0] * T[0][0, 0] * self.diag[0].inverse[:, 0, 0]) ** 2
+                compiled.tiled_gram_lower(dense, self._grams[j], scale=scale)
+                continue
+            Ljl = self.lower[j, l]
+            if sp.issparse(Ljl):
+                _gram_lower(dense, Ljl)
+            else:
+                dense -= Ljl @ Ljl.T
+        return _DenseLower(dense)
 
     def _scaled_pair(self, i, j, T):
         """Λ_iᵀ (Z_iᵀWZ_j) Λ_j, sparse with the stored pattern."""
@@ -197,15 +232,8 @@ class LmmFactor:
                     m = _minus_gram_blocks(m, self.lower[j, l])
                 self.diag.append(BlockDiagonalFactor(m))
             else:
-                dense = sla.block_diag(*m) if s > 1 else np.diag(m[:, 0, 0])
-                for l in range(j):
-                    Ljl = self.lower[j, l]
-                    if sp.issparse(Ljl):
-                        _gram_lower(dense, Ljl)
-                    else:
-                        dense -= Ljl @ Ljl.T
+                self.diag.append(self._dense_diag(j, m, T))
                 del m
-                self.diag.append(_DenseLower(dense))
             for i in range(j + 1, k):
                 mij = self._scaled_pair(i, j, T)
                 for l in range(j):
