@@ -35,7 +35,8 @@ from ..re_terms import theta_scale_from_rms
 from .lmm_factor import LmmFactor
 
 __all__ = ["LmmBlocks", "BlockAccumulator", "partition_blocks", "accumulate_blocks",
-           "LmmFactor", "LmmBlocksFit", "lmm_blocks_criterion", "fit_lmm_blocks"]
+           "LmmFactor", "LmmBlocksFit", "lmm_blocks_criterion", "fit_lmm_blocks",
+           "moment_start"]
 
 
 @dataclass
@@ -263,6 +264,54 @@ def theta_scale(blocks):
                                  for sq in blocks.z_squares])
 
 
+def moment_start(blocks):
+    """θ by the method of moments from the blocks (scalar terms), else None.
+
+    With e the weighted least-squares residuals of y on X alone, the residual
+    sum of squares and, per term j, Q_j = Σ_l v_l² / d_l (v_l = Σ w z e and
+    d_l = Σ w z² over the rows of level l) have expectations linear in σ² and
+    the σ_k² (Henderson's method III without the share of β̂, O(p) of n):
+
+        E Σ w e² ≈ n σ² + Σ_k σ_k² Σ_l d_l,
+        E Q_j    ≈ ell_j σ² + σ_j² Σ_l d_l + Σ_{k≠j} σ_k² Σ_{l,m} P_lm² / d_l,
+
+    P the pair block of terms j and k. Solved, θ_j = σ_j / σ: on large data
+    within a few per cent of the optimum, where lme4's identity start can be
+    far (each of the optimizer's steps is a dense Cholesky factorization).
+    """
+    if any(s != 1 for s, _ in blocks.sizes):
+        return None
+    p, k = blocks.k_fe, len(blocks.sizes)
+    xy = blocks.xy
+    try:
+        coef = np.append(-np.linalg.solve(xy[:p, :p], xy[:p, p]), 1.0)
+    except np.linalg.LinAlgError:
+        return None
+    d = [np.ravel(dg) for dg in blocks.diag]
+    inv = [np.divide(1.0, dj, out=np.zeros_like(dj), where=dj > 0) for dj in d]
+    A = np.zeros((k + 1, k + 1))
+    rhs = np.empty(k + 1)
+    A[0] = [blocks.nobs] + [dj.sum() for dj in d]
+    rhs[0] = coef @ xy @ coef
+    for j in range(k):
+        v = blocks.zxy[j] @ coef
+        A[j + 1, 0] = np.count_nonzero(d[j] > 0)
+        A[j + 1, j + 1] = d[j].sum()
+        rhs[j + 1] = v * v @ inv[j]
+    for (i, j), pb in blocks.pairs.items():
+        sq = pb.vals.reshape(-1) ** 2
+        A[i + 1, j + 1] = sq @ inv[i][pb.rows]
+        A[j + 1, i + 1] = sq @ inv[j][pb.cols]
+    try:
+        sol = np.linalg.solve(A, rhs)
+    except np.linalg.LinAlgError:
+        return None
+    if not (np.all(np.isfinite(sol)) and sol[0] > 0):
+        return None
+    # a zero estimate starts just inside the bound (the optimizer's steps)
+    return np.sqrt(np.maximum(sol[1:] / sol[0], 1e-4))
+
+
 @dataclass
 class LmmBlocksFit:
     """A linear mixed model fitted from its cross-product blocks.
@@ -298,10 +347,31 @@ class LmmBlocksFit:
     extra: dict = field(default_factory=dict)
 
 
+def _start_and_step(blocks, factor, ts, start):
+    """The optimizer's start and first steps (its scale: θ times ``ts``)."""
+    if isinstance(start, str) and start not in ("moments", "identity"):
+        raise ValueError(f"start must be 'moments', 'identity' or θ, not {start!r}")
+    step = np.full(ts.size, 0.2)
+    if isinstance(start, str) or start is None:
+        start = moment_start(blocks) if start in (None, "moments") else None
+        if start is None:
+            return factor.theta_start, step
+        # about the estimate's standard error, θ_j / sqrt(2 ell_j): BOBYQA's
+        # first steps then span the distance to the optimum, which lme4's 0.2
+        # overshoots when the start is close (each step a dense factorization)
+        ell = np.array([e for _, e in blocks.sizes], dtype=float)
+        step = np.clip(start * ts / np.sqrt(2.0 * ell), 0.001, 0.2)
+    return np.asarray(start, float) * ts, step
+
+
+def _same_point(a, b):
+    return np.allclose(a, b, rtol=1e-13, atol=0.0)
+
+
 def fit_lmm_blocks(blocks, reml=False, optimizer="bobyqa", start=None, maxfun=10000,
                    boundary_tol=1e-5, observer=None):
     """Optimize the profiled criterion over θ, as :func:`lmm.fit_lmm` does
-    (same start, scale, bounds, optimizer and boundary check), from the blocks.
+    (same scale, bounds, optimizer and boundary check), from the blocks.
 
     Parameters
     ----------
@@ -309,8 +379,11 @@ def fit_lmm_blocks(blocks, reml=False, optimizer="bobyqa", start=None, maxfun=10
     reml : bool
     optimizer : str
         See :func:`optimizer_choice.minimize`.
-    start : array_like, optional
-        Starting θ (lme4's scale); default lme4's identity factors.
+    start : array_like or {"moments", "identity"}, optional
+        Starting θ (lme4's scale). "moments" (the default): :func:`moment_start`
+        when all terms are scalar, with first steps of about its standard
+        error; else, or with "identity", lme4's identity factors (the start of
+        :func:`lmm.fit_lmm`).
     maxfun : int
     boundary_tol : float
     observer : callable, optional
@@ -324,7 +397,7 @@ def fit_lmm_blocks(blocks, reml=False, optimizer="bobyqa", start=None, maxfun=10
 
     factor = LmmFactor(blocks)
     ts = theta_scale(blocks)
-    theta0 = factor.theta_start if start is None else np.asarray(start, float) * ts
+    theta0, step = _start_and_step(blocks, factor, ts, start)
     lower = factor.theta_lower
     nfev = [0]
     t0 = time.perf_counter()
@@ -332,9 +405,10 @@ def fit_lmm_blocks(blocks, reml=False, optimizer="bobyqa", start=None, maxfun=10
     last = [None, None]
 
     def criterion(t):
-        # the optimizer may ask for the same point twice (its start); at 1e4
-        # crossed levels an evaluation costs seconds, so the last one is kept
-        if last[0] is not None and np.array_equal(t, last[0]):
+        # the optimizer asks for its start twice (BOBYQA's rescaling moves it by
+        # an ulp); at 1e4 crossed levels an evaluation costs seconds, so the
+        # last one is kept and answers for the same point up to rounding
+        if last[0] is not None and _same_point(t, last[0]):
             return last[1]
         value = lmm_blocks_criterion(factor, t / ts, reml)
         last[0], last[1] = np.array(t, dtype=float), value
@@ -343,11 +417,13 @@ def fit_lmm_blocks(blocks, reml=False, optimizer="bobyqa", start=None, maxfun=10
             observer(nfev[0], t / ts, value)
         return value
 
-    opt = minimize(optimizer, criterion, theta0, lower, np.full(theta0.size, 0.2),
-                   maxeval=maxfun)
+    opt = minimize(optimizer, criterion, theta0, lower, step, maxeval=maxfun)
     theta = try_boundary(opt.x, lower, criterion, boundary_tol) / ts
-    value = lmm_blocks_criterion(factor, theta, reml)  # the factor at θ̂ for the solve
-    nfev[0] += 1
+    if _same_point(theta, factor.theta):
+        theta, value = factor.theta.copy(), last[1]
+    else:  # the factor at θ̂ for the solve
+        value = lmm_blocks_criterion(factor, theta, reml)
+        nfev[0] += 1
     beta, u = factor.solve()
     pwrss = float(np.diagonal(factor.LXX)[-1] ** 2)
     sigma2 = pwrss / (blocks.nobs - blocks.k_fe if reml else blocks.nobs)
