@@ -228,14 +228,18 @@ class TiledGramPattern:
         q, m = self.shape = C.shape
         self.band = max(1, min(q, 512 if band is None else int(band)))
         n_bands = -(-q // self.band) if q else 0
-        rows = np.repeat(np.arange(q, dtype=np.int64), np.diff(C.indptr))
-        key = rows // self.band * m + C.indices
-        # stable: the rows stay increasing within each (band, column)
+        # C's positions carried to column order (a counting sort: the rows
+        # increase within each column), then stably by band: (band, column, row)
+        pos = sp.csr_matrix((np.arange(1.0, C.nnz + 1.0), C.indices, C.indptr),
+                            shape=C.shape).tocsc()
+        band_of = pos.indices // self.band
+        by_band = np.argsort(band_of.astype(np.uint16) if n_bands <= 2**16 else band_of,
+                             kind="stable")  # a radix sort for 16-bit keys
         index = np.int32 if C.nnz < 2**31 else np.int64
-        self.order = np.argsort(key, kind="stable").astype(index)
-        del key
-        self.rows = rows[self.order].astype(np.int32 if q < 2**31 else np.int64)
-        counts = np.bincount(rows // self.band * m + C.indices, minlength=n_bands * m)
+        self.order = (pos.data[by_band] - 1.0).astype(index)
+        self.rows = pos.indices[by_band].astype(np.int32 if q < 2**31 else np.int64)
+        cols = np.repeat(np.arange(m, dtype=np.int64), np.diff(pos.indptr))
+        counts = np.bincount(band_of * m + cols, minlength=n_bands * m)
         self.ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.vals = C.data[self.order]
         tile_i, tile_j = np.tril_indices(n_bands)
