@@ -187,7 +187,14 @@ def run_one(name, rows):
             "neg2ll": float(res.neg2llf),
             "nfev": int(retvals.get("nfev", retvals.get("stage1_nfev", 0)
                                     + retvals.get("stage2_nfev", 0))),
-            "params": [float(v) for v in np.asarray(res.params)]}
+            "params": [float(v) for v in np.asarray(res.params)]} | _phases(res)
+
+
+def _phases(res):
+    """The data pass and optimization times of a workload reporting them (L1)."""
+    if not isinstance(res, dict):
+        return {}
+    return {k: round(v, 3) for k, v in res.items() if k.startswith(("pass_", "opt_"))}
 
 
 def run_in_subprocess(name, rows):

@@ -5,6 +5,13 @@ The scaled matrix bordered by [X y] is factored block by block: L₁₁ block
 diagonal; L_i1 sparse; a later diagonal block block diagonal when every earlier
 factor nests in it, else dense (LAPACK, in place); the last diagonal element of
 the [X y] block is r, the square root of the penalized residual sum of squares.
+
+With two crossed scalar terms (L1 of issue 14: 1e5 x 1e4 levels, 1e7 level
+pairs) an evaluation is the dense Cholesky factorization of the second block
+(1e4², LAPACK) and, before it, the Schur complement L₂₁L₂₁ᵀ, which is the pair
+block's Gram with a column scaling: :func:`~statsmodels_glmm.compiled.tiled_gram_lower`
+over a pattern tiled once. The dense block and L₂₁ live in the arrays of the
+previous evaluation.
 """
 
 import numpy as np
