@@ -137,7 +137,8 @@ def _rdiv_t(factor, A):
 
 def _nests(pb):
     """Whether each level of the earlier term meets one level of the later one."""
-    return np.unique(pb.cols).size == pb.keys.size
+    # no level of the earlier term in two pairs (a count, not a sort of 1e7 keys)
+    return pb.keys.size == 0 or np.bincount(pb.cols, minlength=pb.ell_j).max() <= 1
 
 
 def _term_theta(sizes):
