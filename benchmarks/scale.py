@@ -25,6 +25,10 @@ S2
 C1
     Crossed Poisson ``y ~ x + (1 | a) + (1 | b)``, 1e6 rows, 10 000 x 1 000 levels,
     a Dask DataFrame fitted partition by partition in this process.
+L1
+    Crossed linear ``y ~ x1 + ... + x4 + (1 | a) + (1 | b)``, 1e7 rows, 1e5 x 1e4
+    levels, from one streaming pass over a Parquet file (``scale_lmm.py``; the
+    file is simulated by a child process and cached in ``$TMPDIR``).
 """
 
 import argparse
@@ -142,6 +146,14 @@ def fit_c1(data):
                  family=sm.families.Poisson())
 
 
+def _lmm_workloads():
+    """The one-pass linear mixed model workloads of ``scale_lmm.py`` (this
+    directory is first on ``sys.path`` when the script runs)."""
+    import scale_lmm
+
+    return scale_lmm.WORKLOADS
+
+
 WORKLOADS = {
     "S1": Workload("Bernoulli y ~ x0 + ... + x9 + (1 | g), pandas, in memory",
                    10_000_000, simulate_s1, fit_s1),
@@ -149,7 +161,7 @@ WORKLOADS = {
                    10_000_000, make_s2, fit_s2),
     "C1": Workload("crossed Poisson y ~ x + (1 | a) + (1 | b), 10 000 x 1 000 levels, "
                    "partitioned in this process", 1_000_000, simulate_c1, fit_c1),
-}
+} | _lmm_workloads()
 
 
 def _peak_rss_mb(who=resource.RUSAGE_SELF):
@@ -173,8 +185,16 @@ def run_one(name, rows):
             "peak_rss_children_MB": round(_peak_rss_mb(resource.RUSAGE_CHILDREN)),
             "rounds": int(retvals.get("rounds", 0)),
             "neg2ll": float(res.neg2llf),
-            "nfev": int(retvals.get("stage1_nfev", 0) + retvals.get("stage2_nfev", 0)),
-            "params": [float(v) for v in np.asarray(res.params)]}
+            "nfev": int(retvals.get("nfev", retvals.get("stage1_nfev", 0)
+                                    + retvals.get("stage2_nfev", 0))),
+            "params": [float(v) for v in np.asarray(res.params)]} | _phases(res)
+
+
+def _phases(res):
+    """The data pass and optimization times of a workload reporting them (L1)."""
+    if not isinstance(res, dict):
+        return {}
+    return {k: round(v, 3) for k, v in res.items() if k.startswith(("pass_", "opt_"))}
 
 
 def run_in_subprocess(name, rows):

@@ -27,7 +27,7 @@ import threading
 import numpy as np
 
 __all__ = ["available", "group_row_sums", "limit_threads", "run_parallel", "sparse_gram_lower",
-           "SparseGramPattern"]
+           "SparseGramPattern", "TiledGramPattern", "tiled_gram_lower"]
 
 # numba is imported on first use (it costs 0.3 s), not with the package
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
@@ -44,37 +44,11 @@ def available(work=None):
 
 @functools.cache
 def _kernels():
-    """Compile (or load from the on-disk cache) the kernels."""
-    import numba
+    """The kernels module: numba imported, and the kernels compiled or loaded
+    from numba's on-disk cache, on first use."""
+    from . import _numba_kernels
 
-    @numba.njit(cache=True, nogil=True)
-    def _group_row_sums(refs, weights, X, out):  # pragma: no cover - compiled
-        n, p = X.shape
-        for i in range(n):
-            g = refs[i]
-            f = weights[i]
-            for c in range(p):
-                out[g, c] += f * X[i, c]
-
-    @numba.njit(cache=True, nogil=True, parallel=True)
-    def _sparse_gram_lower(out, indptr, indices, data, t_indptr, t_indices, t_data,
-                           scale, chunks):  # pragma: no cover - compiled
-        n_rows = out.shape[0]
-        # rows interleaved over the chunks: row i costs ∝ i (the lower triangle)
-        for chunk in numba.prange(chunks):
-            for i in range(chunk, n_rows, chunks):
-                row = out[i]
-                for pp in range(indptr[i], indptr[i + 1]):
-                    a = indices[pp]
-                    f = data[pp] * scale[a]
-                    for qq in range(t_indptr[a], t_indptr[a + 1]):
-                        j = t_indices[qq]
-                        if j > i:  # column indices of the transpose are sorted
-                            break
-                        row[j] -= f * t_data[qq]
-
-    return {"group_row_sums": _group_row_sums, "sparse_gram_lower": _sparse_gram_lower,
-            "threads": numba.get_num_threads}
+    return _numba_kernels
 
 
 def group_row_sums(refs, weights, X, n_levels):
@@ -91,7 +65,7 @@ def group_row_sums(refs, weights, X, n_levels):
     X = np.asarray(X)
     out = np.zeros((n_levels, X.shape[1]))
     if available(X.size) and X.flags.c_contiguous:
-        _kernels()["group_row_sums"](refs, np.ascontiguousarray(weights, dtype=float), X, out)
+        _kernels().group_row_sums(refs, np.ascontiguousarray(weights, dtype=float), X, out)
         return out
     for c in range(X.shape[1]):
         out[:, c] = np.bincount(refs, weights=weights * X[:, c], minlength=n_levels)
@@ -142,8 +116,8 @@ def sparse_gram_lower(out, pattern, data=None, scale=None):
     scale = np.ones(m) if scale is None else np.ascontiguousarray(scale, dtype=float)
     if available(pattern.data.size) and out.flags.c_contiguous:
         kernels = _kernels()
-        chunks = 4 * kernels["threads"]()
-        run_parallel(kernels["sparse_gram_lower"], out, pattern.indptr, pattern.indices, data,
+        chunks = 4 * kernels.threads()
+        run_parallel(kernels.sparse_gram_lower, out, pattern.indptr, pattern.indices, data,
                      pattern.t_indptr, pattern.t_indices, data[pattern.t_order], scale, chunks)
         return out
     _gram_lower_numpy(out, pattern, data, scale)
@@ -156,6 +130,13 @@ def _gram_lower_numpy(out, pattern, data, scale, block_entries=2**24):
     import scipy.sparse as sp
 
     C = sp.csr_matrix((data, pattern.indices, pattern.indptr), shape=pattern.shape)
+    return _csr_gram_lower(out, C, scale, block_entries)
+
+
+def _csr_gram_lower(out, C, scale, block_entries=2**24):
+    """``out -= C diag(scale) Cᵀ`` (lower triangle) for a CSR C, by row blocks."""
+    import scipy.sparse as sp
+
     Cs = (C @ sp.diags(scale)).tocsr()
     q = out.shape[0]
     step = max(1, block_entries // max(q, 1))
@@ -193,3 +174,92 @@ def run_parallel(kernel, *args):
             _LAYER["checked"] = True
             _LAYER["serialize"] = numba.threading_layer() == "workqueue"
     return out
+
+
+class TiledGramPattern:
+    """A sparse matrix C (q x m) arranged for :func:`tiled_gram_lower`: its rows
+    cut into bands of ``band`` rows, and the entries ordered by (band, column,
+    row), so that a tile (band I x band J) of C diag(d) Cᵀ reads two contiguous
+    stretches of C: per column a, its entries in band I times those in band J.
+
+    Parameters
+    ----------
+    C : sparse matrix, shape (q, m)
+    band : int, optional
+        Rows per band (default 512). A tile of the output (band² doubles, 2 MB
+        at 512) stays in the shared cache, where the scattered updates land,
+        while the bands' entries are streamed once per tile: at 1e4 x 1e5 with
+        1e7 entries, bands of 512 rows took 3.0 CPU-s, of 256 3.6, of 1024 8
+        (the tiles of two threads crowd the cache), against 5.8 row by row.
+
+    Notes
+    -----
+    The row-by-row kernel of :func:`sparse_gram_lower` streams, for each row i
+    and each of its columns a, column a's entries: Σ_a nnz(a)² reads from
+    memory (8 GB for a 1e4 x 1e5 C with 1e7 entries). A tile reads the entries
+    of its two bands once, (q / band)² / 2 tiles of 2 nnz band / q entries.
+    """
+
+    def __init__(self, C, band=None):
+        import scipy.sparse as sp
+
+        C = sp.csr_matrix(C)
+        C.sum_duplicates()
+        C.sort_indices()
+        q, m = self.shape = C.shape
+        self.band = max(1, min(q, 512 if band is None else int(band)))
+        n_bands = -(-q // self.band) if q else 0
+        # C's positions carried to column order (a counting sort: the rows
+        # increase within each column), then stably by band: (band, column, row)
+        pos = sp.csr_matrix((np.arange(1.0, C.nnz + 1.0), C.indices, C.indptr),
+                            shape=C.shape).tocsc()
+        band_of = pos.indices // self.band
+        by_band = np.argsort(band_of.astype(np.uint16) if n_bands <= 2**16 else band_of,
+                             kind="stable")  # a radix sort for 16-bit keys
+        index = np.int32 if C.nnz < 2**31 else np.int64
+        self.order = (pos.data[by_band] - 1.0).astype(index)
+        self.rows = pos.indices[by_band].astype(np.int32 if q < 2**31 else np.int64)
+        cols = np.repeat(np.arange(m, dtype=np.int64), np.diff(pos.indptr))
+        counts = np.bincount(band_of * m + cols, minlength=n_bands * m)
+        self.ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self.vals = C.data[self.order]
+        tile_i, tile_j = np.tril_indices(n_bands)
+        self.tile_i, self.tile_j = tile_i.astype(np.int64), tile_j.astype(np.int64)
+        self.nnz = C.nnz
+
+    def banded(self, data):
+        """Values given in C's CSR order, in the pattern's order."""
+        return np.asarray(data, dtype=float)[self.order]
+
+
+def tiled_gram_lower(out, pattern, data=None, scale=None):
+    """``out -= C diag(scale) Cᵀ`` on and below the diagonal, in place, tile by
+    tile (see :class:`TiledGramPattern`); without numba the numpy path of
+    :func:`sparse_gram_lower`.
+
+    Parameters
+    ----------
+    out : ndarray, shape (q, q), C-ordered
+        Only its lower triangle is updated (and meaningful afterwards).
+    pattern : TiledGramPattern
+        The pattern of C (q x m).
+    data : ndarray, optional
+        C's values in CSR order (default: those the pattern was built from).
+    scale : ndarray, shape (m,), optional
+        The diagonal weights (default: ones).
+    """
+    vals = pattern.vals if data is None else pattern.banded(data)
+    m = pattern.shape[1]
+    scale = np.ones(m) if scale is None else np.ascontiguousarray(scale, dtype=float)
+    if available(pattern.nnz) and out.flags.c_contiguous:
+        kernels = _kernels()
+        chunks = 4 * kernels.threads()
+        run_parallel(kernels.tiled_gram_lower, out, pattern.ptr, pattern.rows, vals, scale,
+                     pattern.tile_i, pattern.tile_j, chunks)
+        return out
+    import scipy.sparse as sp
+
+    n_bands = pattern.tile_i.max() + 1 if pattern.tile_i.size else 0
+    cols = np.repeat(np.tile(np.arange(m), n_bands), np.diff(pattern.ptr))
+    C = sp.csr_matrix((vals, (pattern.rows, cols)), shape=pattern.shape)
+    return _csr_gram_lower(out, C, scale)

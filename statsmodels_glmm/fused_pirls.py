@@ -50,118 +50,6 @@ def applies(response, random_effects, joint):
 _CHUNKS = 4
 
 
-@functools.cache
-def _kernel():
-    import numba
-
-    @numba.njit(cache=True, nogil=True, inline="always")
-    def logit_row(eta, y):  # pragma: no cover
-        """(μ, −log p(y | η), w) for 0/1 y, as families.binomial._logit_bernoulli:
-        e = exp(−|η|), one log; w = max(μ(1 − μ), ε)."""
-        e = np.exp(-abs(eta))
-        h = 1.0 if eta >= 0.0 else 0.0
-        mu = max(e, h) / (1.0 + e)
-        return mu, np.log(1.0 + e) + (h - y) * eta, max(mu * (1.0 - mu), 2.220446049250313e-16)
-
-    @numba.njit(cache=True, nogil=True)
-    def single_rows(fixed, refs, z, u, y, eta_max, d, r, lo, hi):  # pragma: no cover
-        """Rows [lo, hi) at u: Σ −2 log p (NaN when some |η| ≥ eta_max), and, per
-        level, d += Σ w z² and r += Σ z (w Z Λ u + y − μ), w = max(μ(1 − μ), ε)."""
-        total = 0.0
-        for i in range(lo, hi):
-            g = refs[i]
-            zi = z[i]
-            lin = zi * u[g]
-            eta = fixed[i] + lin
-            if abs(eta) >= eta_max:
-                return np.nan
-            mu, nll, w = logit_row(eta, y[i])
-            total += nll
-            d[g] += w * zi * zi
-            r[g] += zi * (w * lin + (y[i] - mu))
-        return 2.0 * total
-
-    @numba.njit(cache=True, nogil=True, parallel=True)
-    def single_pass(fixed, refs, z, u, y, eta_max, d, r):  # pragma: no cover
-        """``single_rows`` over all rows in ``_CHUNKS`` parallel chunks; d and r
-        are (chunks, levels), summed by the caller."""
-        n, chunks = fixed.shape[0], d.shape[0]
-        totals = np.zeros(chunks)
-        for c in numba.prange(chunks):
-            d[c] = 0.0
-            r[c] = 0.0
-            totals[c] = single_rows(fixed, refs, z, u, y, eta_max, d[c], r[c],
-                                    c * n // chunks, (c + 1) * n // chunks)
-        return totals.sum()
-
-    @numba.njit(cache=True, nogil=True, fastmath=True)
-    def block_gram(block, rows, xwx):  # pragma: no cover
-        """xwx += the lower triangle of block[:, :rows] block[:, :rows]ᵀ (its rows
-        contiguous: each entry one vectorised dot product; fastmath only here,
-        for the reassociation a vectorised sum needs)."""
-        for k in range(block.shape[0]):
-            bk = block[k]
-            for j in range(k + 1):
-                bj = block[j]
-                total = 0.0
-                for t in range(rows):
-                    total += bk[t] * bj[t]
-                xwx[k, j] += total
-
-    @numba.njit(cache=True, nogil=True)
-    def joint_rows(offset, xb, refs, z, u, y, X, eta_max, d, r, zwx, xwx, rx, lo,
-                   hi):  # pragma: no cover
-        """As ``single_rows`` with β: η = offset + Xβ + z u_g, and also Z'WX (per
-        level), X'WX (lower triangle) and X'(w (Xβ + Z Λ u) + y − μ). X'WX is
-        taken over blocks of 256 rows scaled by √w (w > 0) and stored transposed:
-        a loop over its entries per row costs three times as much, and BLAS on
-        blocks twice."""
-        p = X.shape[1]
-        block = np.empty((p, 256))
-        total = 0.0
-        for start in range(lo, hi, 256):
-            stop = min(start + 256, hi)
-            for i in range(start, stop):
-                g = refs[i]
-                zi = z[i]
-                lin = xb[i] + zi * u[g]
-                eta = offset[i] + lin
-                if abs(eta) >= eta_max:
-                    return np.nan
-                mu, nll, w = logit_row(eta, y[i])
-                total += nll
-                work = w * lin + (y[i] - mu)
-                d[g] += w * zi * zi
-                r[g] += zi * work
-                wz, sw = w * zi, np.sqrt(w)
-                for k in range(p):
-                    xk = X[i, k]
-                    zwx[g, k] += wz * xk
-                    rx[k] += xk * work
-                    block[k, i - start] = sw * xk
-            block_gram(block, stop - start, xwx)
-        return 2.0 * total
-
-    @numba.njit(cache=True, nogil=True, parallel=True)
-    def joint_pass(offset, xb, refs, z, u, y, X, eta_max, d, r, zwx, xwx,
-                   rx):  # pragma: no cover
-        """``joint_rows`` in parallel chunks (the outputs have a leading chunk axis)."""
-        n, chunks = xb.shape[0], d.shape[0]
-        totals = np.zeros(chunks)
-        for c in numba.prange(chunks):
-            d[c] = 0.0
-            r[c] = 0.0
-            zwx[c] = 0.0
-            xwx[c] = 0.0
-            rx[c] = 0.0
-            totals[c] = joint_rows(offset, xb, refs, z, u, y, X, eta_max, d[c], r[c],
-                                   zwx[c], xwx[c], rx[c], c * n // chunks,
-                                   (c + 1) * n // chunks)
-        return totals.sum()
-
-    return single_pass, joint_pass
-
-
 class FusedPirlsResult:
     """The modes from :func:`fused_pirls`, as a :class:`pirls.PirlsResult`: the
     per-row ``eta``, ``mu`` and ``neg2ll`` are computed when first asked for
@@ -255,7 +143,7 @@ def fused_pirls(response, random_effects, scaled, fixed, u0, beta=None, tol=1e-1
         :func:`pirls.pirls`).
     """
     refs, z, y, ell = _term_arrays(response, random_effects, scaled)
-    passes = _kernel()[0]
+    passes = compiled._kernels().logit_single_pass
     d, r = np.empty((_CHUNKS, ell)), np.empty((_CHUNKS, ell))
 
     def evaluate(u, _):
@@ -296,9 +184,9 @@ class JointPass:
 
     def evaluate(self, u, xb):
         """The penalized deviance at u and X β = ``xb`` (NaN: outside the fused form)."""
-        value = compiled.run_parallel(_kernel()[1], self.offset, xb, self.refs, self.z, u,
-                                      self.y, self.X, _FUSED_ETA_MAX, self.d, self.r,
-                                      self.zwx, self.xwx, self.rx)
+        value = compiled.run_parallel(compiled._kernels().logit_joint_pass, self.offset, xb,
+                                      self.refs, self.z, u, self.y, self.X, _FUSED_ETA_MAX,
+                                      self.d, self.r, self.zwx, self.xwx, self.rx)
         return value + float(u @ u) if np.isfinite(value) else value
 
     def system(self):

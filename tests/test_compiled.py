@@ -60,3 +60,25 @@ def test_parallel_kernels_from_several_threads(kernels):
     with ThreadPoolExecutor(4) as pool:
         for out in pool.map(one, range(16)):
             np.testing.assert_allclose(np.tril(out), np.tril(expected), atol=1e-12)
+
+
+@pytest.mark.parametrize("band", [1, 3, 7, 64])
+@pytest.mark.parametrize("shape,nnz", [((40, 300), 2000), ((1, 5), 3), ((6, 4), 0),
+                                       ((23, 9), 150)])
+def test_tiled_gram_lower(kernels, shape, nnz, band):
+    rng = np.random.default_rng(3)
+    C = sp.csr_matrix((rng.standard_normal(nnz), (rng.integers(0, shape[0], nnz),
+                                                  rng.integers(0, shape[1], nnz))), shape=shape)
+    pattern = kernels.TiledGramPattern(C, band=band)
+    scale = rng.random(shape[1])
+    start = rng.standard_normal((shape[0], shape[0]))
+    out = kernels.tiled_gram_lower(start.copy(), pattern, scale=scale)
+    expected = start - (C @ sp.diags(scale) @ C.T).toarray()
+    np.testing.assert_allclose(np.tril(out), np.tril(expected), rtol=1e-12, atol=1e-12)
+    # new values (CSR order) on the same pattern
+    C.sum_duplicates()
+    out = kernels.tiled_gram_lower(start.copy(), pattern, data=2.0 * C.data)
+    expected = start - 4.0 * (C @ C.T).toarray()
+    np.testing.assert_allclose(np.tril(out), np.tril(expected), rtol=1e-12, atol=1e-12)
+    if kernels.ENABLED:  # the kernel never writes above the diagonal
+        np.testing.assert_array_equal(np.triu(out, 1), np.triu(start, 1))

@@ -1,5 +1,9 @@
 """The one-pass linear mixed model equals the in-memory one (ML and REML).
 
+The fits compared with the in-memory ones start where those do (lme4's identity
+factors), so that both optimizers take the same path; the default start (the
+method of moments) reaches the same optimum to the optimizer's tolerance.
+
 The blocks come from :func:`partitioned.data.split_model` (1 and 3 partitions)
 and from a Parquet file read in row batches.
 """
@@ -17,6 +21,7 @@ from statsmodels_glmm.partitioned.lmm_pass import (
     accumulate_blocks,
     fit_lmm_blocks,
     lmm_blocks_criterion,
+    moment_start,
 )
 
 FORMULAS = {
@@ -71,14 +76,14 @@ def test_equals_in_memory(frame, name, reml):
     theta = res.fit_record.theta
     value = lmm_blocks_criterion(LmmFactor(blocks), theta, reml)
     assert value == pytest.approx(lmm_criterion(model, theta, reml), rel=1e-12, abs=1e-8)
-    _check(fit_lmm_blocks(blocks, reml=reml), res)
+    _check(fit_lmm_blocks(blocks, reml=reml, start="identity"), res)
 
 
 def test_weights_and_offset(frame):
     model = _model(frame, "crossed", weights=frame["w"].to_numpy(),
                    offset=0.1 * frame["x"].to_numpy())
     design, parts = split_model(model, 2)
-    _check(fit_lmm_blocks(accumulate_blocks(parts, design)), model.fit())
+    _check(fit_lmm_blocks(accumulate_blocks(parts, design), start="identity"), model.fit())
 
 
 @pytest.mark.parametrize("name", ["crossed", "nested"])
@@ -87,7 +92,7 @@ def test_partitions_identical(frame, name):
     fits = []
     for k, order in ((1, None), (3, np.random.default_rng(0).permutation(len(frame)))):
         design, parts = split_model(model, k, order=order)
-        fits.append(fit_lmm_blocks(accumulate_blocks(parts, design)))
+        fits.append(fit_lmm_blocks(accumulate_blocks(parts, design), start="identity"))
     # the criteria differ by rounding (1e-12), which may move the optimizer's
     # last steps: the optima agree to the optimizer's tolerance
     assert fits[0].neg2ll == pytest.approx(fits[1].neg2ll, rel=1e-12)
@@ -123,4 +128,51 @@ def test_parquet_row_batches(frame, tmp_path):
         np.testing.assert_allclose(streamed.zxy[j], in_memory.zxy[j], rtol=1e-12)
     np.testing.assert_array_equal(streamed.pairs[1, 0].keys, in_memory.pairs[1, 0].keys)
     np.testing.assert_allclose(streamed.pairs[1, 0].vals, in_memory.pairs[1, 0].vals)
-    _check(fit_lmm_blocks(streamed), model.fit())
+    _check(fit_lmm_blocks(streamed, start="identity"), model.fit())
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | g) + (1 | h)",
+                                     "y ~ x + (1 | g) + (1 | school) + (1 | h)"])
+def test_tiled_gram(frame, formula, monkeypatch):
+    # the crossed Schur complements by the compiled tiled Gram (forced at this
+    # size), with prior weights: the criterion equals the in-memory one
+    from statsmodels_glmm import compiled
+
+    if not compiled.HAVE_NUMBA:
+        pytest.skip("numba is not installed")
+    monkeypatch.setattr(compiled, "ENABLED", True)
+    monkeypatch.setattr(compiled, "MIN_WORK", 0)
+    model = GLMM.from_formula(formula, frame, family=sm.families.Gaussian(),
+                              weights=frame["w"].to_numpy())
+    design, parts = split_model(model, 2)
+    factor = LmmFactor(accumulate_blocks(parts, design))
+    assert sorted(factor._grams) == list(range(1, len(design.terms)))
+    rng = np.random.default_rng(4)
+    for theta in (np.ones(len(design.terms)), rng.uniform(0.1, 2.0, len(design.terms))):
+        for reml in (False, True):
+            assert lmm_blocks_criterion(factor, theta, reml) == pytest.approx(
+                lmm_criterion(model, theta, reml), rel=1e-12, abs=1e-8)
+
+
+@pytest.mark.parametrize("reml", [False, True], ids=["ML", "REML"])
+@pytest.mark.parametrize("name", ["one factor", "crossed", "nested"])
+def test_moment_start(frame, name, reml):
+    model = _model(frame, name, weights=frame["w"].to_numpy())
+    design, parts = split_model(model, 2)
+    blocks = accumulate_blocks(parts, design)
+    start = moment_start(blocks)
+    assert start.shape == (len(design.terms),) and np.all(start > 0)
+    fit = fit_lmm_blocks(blocks, reml=reml)
+    ref = model.fit(reml=reml).fit_record
+    assert fit.neg2ll == pytest.approx(ref.neg2ll, rel=1e-9)
+    np.testing.assert_allclose(fit.theta, ref.theta, rtol=1e-4, atol=1e-4)
+
+
+def test_moment_start_other_terms(frame):
+    model = _model(frame, "slope")
+    design, parts = split_model(model, 1)
+    blocks = accumulate_blocks(parts, design)
+    assert moment_start(blocks) is None
+    assert fit_lmm_blocks(blocks).nfev == fit_lmm_blocks(blocks, start="identity").nfev
+    with pytest.raises(ValueError, match="start"):
+        fit_lmm_blocks(blocks, start="zeros")

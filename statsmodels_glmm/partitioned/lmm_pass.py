@@ -18,8 +18,8 @@ Blocks, the random-effects terms in the model's order (decreasing levels):
 One evaluation at θ factors the scaled matrix bordered by [X y] block by block
 (:class:`LmmFactor`): L₁₁ block diagonal; L_i1 sparse; a later diagonal block
 block diagonal when every earlier factor nests in it, else dense (LAPACK, in
-place); the last diagonal element of the [X y] block is r, the square root of
-the penalized residual sum of squares. The criterion is :mod:`lmm`'s:
+place, :mod:`.lmm_factor`); the last diagonal element of the [X y] block is r,
+the square root of the penalized residual sum of squares. The criterion is :mod:`lmm`'s:
 
     ML:    log|L|² + n (1 + log(2π r² / n)) − Σ log w,
     REML:  log|L|² + log|R_X|² + (n − p)(1 + log(2π r² / (n − p))) − Σ log w.
@@ -28,21 +28,15 @@ the penalized residual sum of squares. The criterion is :mod:`lmm`'s:
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.linalg as sla
-import scipy.sparse as sp
 
-from ..blocked_cholesky import BlockDiagonalFactor
 from ..convergence import try_boundary
 from ..optimizer_choice import minimize
-from ..re_terms import factor_from_theta, theta_rows_cols, theta_scale_from_rms, theta_slices
-from .kernels import _sparse_rdiv_t
+from ..re_terms import theta_scale_from_rms
+from .lmm_factor import LmmFactor
 
 __all__ = ["LmmBlocks", "BlockAccumulator", "partition_blocks", "accumulate_blocks",
-           "LmmFactor", "LmmBlocksFit", "lmm_blocks_criterion", "fit_lmm_blocks"]
-
-# entries of a dense chunk of a Schur product (8 bytes each): bounds the
-# temporaries of the sparse rank update to ~100 MB whatever the block size
-_CHUNK_ENTRIES = 6_000_000
+           "LmmFactor", "LmmBlocksFit", "lmm_blocks_criterion", "fit_lmm_blocks",
+           "moment_start"]
 
 
 @dataclass
@@ -251,231 +245,6 @@ def accumulate_blocks(parts, design):
     return acc.result()
 
 
-# -- one evaluation ------------------------------------------------------------------------
-class _DenseLower:
-    """Cholesky factor of a dense block, computed in place (LAPACK potrf on the
-    transposed view: the lower triangle of the C-ordered array becomes L; the
-    strict upper triangle is left as it was and never read)."""
-
-    def __init__(self, mat):
-        _, info = sla.lapack.dpotrf(mat.T, lower=False, overwrite_a=True, clean=False)
-        if info != 0:
-            raise np.linalg.LinAlgError("matrix is not positive definite")
-        self.L = mat
-
-    def logdet2(self):
-        return 2.0 * float(np.sum(np.log(np.diagonal(self.L))))
-
-    def rdiv_t(self, A):
-        """A L⁻ᵀ, dense."""
-        A = A.toarray() if sp.issparse(A) else np.asarray(A)
-        return sla.solve_triangular(self.L, A.T, lower=True, check_finite=False).T
-
-    def solve_t(self, v):
-        return sla.solve_triangular(self.L, v, lower=True, trans="T", check_finite=False)
-
-
-def _expanded_csr(pb, si, sj, ell_i, ell_j):
-    """CSR pattern of a pair block with its S_i x S_j entries, and the position of
-    each stored entry in ``vals.ravel()`` (computed once)."""
-    m = pb.keys.size
-    if si == sj == 1:  # keys sorted row-major: CSR order; the values shared, not copied
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(pb.rows, minlength=ell_i))])
-        template = sp.csr_matrix((pb.vals.reshape(-1), pb.cols.astype(np.int32), indptr),
-                                 shape=(ell_i, ell_j), copy=False)
-        return template, None
-    rows = (pb.rows[:, None, None] * si + np.arange(si)[None, :, None]) * np.ones(
-        (1, 1, sj), dtype=np.int64)
-    cols = (pb.cols[:, None, None] * sj + np.arange(sj)[None, None, :]) * np.ones(
-        (1, si, 1), dtype=np.int64)
-    pos = np.arange(m * si * sj, dtype=np.float64)
-    template = sp.csr_matrix((pos, (rows.ravel(), cols.ravel())),
-                             shape=(ell_i * si, ell_j * sj))
-    return template, template.data.astype(np.int64)
-
-
-def _gram_lower(mat, B):
-    """mat −= B Bᵀ on and below the diagonal, for a sparse B: by row chunks
-    [s, e) as the transposed product B[:e] B[s:e]ᵀ (B[:e] a view of B's arrays,
-    only the small operand converted), so the cost is Σ nnz² over the columns of
-    B and the temporaries are bounded by ``_CHUNK_ENTRIES``, never q² x q₁."""
-    B = B.tocsr()
-    q = mat.shape[0]
-    step = max(1, _CHUNK_ENTRIES // max(q, 1))
-    for s in range(0, q, step):
-        e = min(s + step, q)
-        nz = B.indptr[e]
-        head = sp.csr_matrix((B.data[:nz], B.indices[:nz], B.indptr[:e + 1]),
-                             shape=(e, B.shape[1]), copy=False)
-        mat[s:e, :e] -= (head @ B[s:e].T.tocsr()).toarray().T
-
-
-def _minus_gram_blocks(blocks, B):
-    """Per-level S x S blocks minus those of B Bᵀ (B's rows nest: only they occur)."""
-    ell, s = blocks.shape[0], blocks.shape[1]
-    if sp.issparse(B):
-        if s == 1:
-            return blocks - np.asarray(B.multiply(B).sum(axis=1)).reshape(ell, 1, 1)
-        G = (B @ B.T).tocsr()
-        idx = np.arange(ell) * s
-        out = blocks.copy()
-        for a in range(s):
-            for b in range(s):
-                out[:, a, b] -= np.asarray(G[idx + a, idx + b]).ravel()
-        return out
-    Bb = np.asarray(B).reshape(ell, s, -1)
-    return blocks - np.einsum("lik,ljk->lij", Bb, Bb)
-
-
-def _prod_t(A, B):
-    """A Bᵀ: sparse when both are, else dense."""
-    if sp.issparse(A) and sp.issparse(B):
-        return (A @ B.T).tocsr()
-    if sp.issparse(A):
-        return np.asarray(A @ np.asarray(B).T)
-    if sp.issparse(B):
-        return np.asarray((B @ np.asarray(A).T).T)
-    return A @ B.T
-
-
-def _sub(A, B):
-    if sp.issparse(A) and sp.issparse(B):
-        return (A - B).tocsr()
-    return (A.toarray() if sp.issparse(A) else A) - (B.toarray() if sp.issparse(B) else B)
-
-
-def _rdiv_t(factor, A):
-    """A L_jj⁻ᵀ: sparse stays sparse against a block-diagonal factor."""
-    if isinstance(factor, BlockDiagonalFactor):
-        if not sp.issparse(A):
-            return factor.rdiv_t(np.asarray(A))
-        if factor.size == 1:  # a column scaling over the same index arrays
-            A = A.tocsr()
-            return sp.csr_matrix((A.data * factor.inverse[A.indices, 0, 0], A.indices,
-                                  A.indptr), shape=A.shape, copy=False)
-        return _sparse_rdiv_t(A, factor)
-    return factor.rdiv_t(A)
-
-
-def _nests(pb):
-    """Whether each level of the earlier term meets one level of the later one."""
-    return np.unique(pb.cols).size == pb.keys.size
-
-
-def _term_theta(sizes):
-    """(slices of θ per term, start, lower bound) in lme4's order."""
-    diagonal = [r == c for s, _ in sizes for r, c in theta_rows_cols(s)]
-    slices = theta_slices([s * (s + 1) // 2 for s, _ in sizes])
-    return (slices, np.where(diagonal, 1.0, 0.0), np.where(diagonal, 0.0, -np.inf))
-
-
-class LmmFactor:
-    """The blocked Cholesky factor of the scaled, bordered cross-product matrix
-
-        [ΛᵀZᵀWZΛ + I   ΛᵀZᵀW[X y]]
-        [[X y]ᵀWZΛ     [X y]ᵀW[X y]]
-
-    at θ, from :class:`LmmBlocks` (the rows are never needed). The sparsity
-    pattern of each pair block and which diagonal blocks stay block diagonal are
-    worked out once; :meth:`update` refactors at a new θ.
-
-    Parameters
-    ----------
-    blocks : LmmBlocks
-    """
-
-    def __init__(self, blocks):
-        self.blocks = blocks
-        self.sizes = blocks.sizes
-        self.slices, self.theta_start, self.theta_lower = _term_theta(self.sizes)
-        k = len(self.sizes)
-        self.nested = [j == 0 or all(_nests(blocks.pairs[j, l]) for l in range(j))
-                       for j in range(k)]
-        self._templates = {}
-        for (i, j), pb in blocks.pairs.items():
-            (si, ei), (sj, ej) = self.sizes[i], self.sizes[j]
-            template, perm = _expanded_csr(pb, si, sj, ei, ej)
-            if perm is not None and np.array_equal(perm, np.arange(perm.size)):
-                perm = None
-            self._templates[i, j] = (template, perm)
-        self.theta = None
-
-    def _scaled_pair(self, i, j, T):
-        """Λ_iᵀ (Z_iᵀWZ_j) Λ_j, sparse with the stored pattern."""
-        template, perm = self._templates[i, j]
-        if T[i].size == T[j].size == 1:
-            vals = template.data * (T[i][0, 0] * T[j][0, 0])
-        else:
-            vals = np.einsum("ba,mbc,cd->mad", T[i], self.blocks.pairs[i, j].vals,
-                             T[j]).ravel()
-            vals = vals if perm is None else vals[perm]
-        # a new matrix over the template's index arrays (shared, never modified)
-        return sp.csr_matrix((vals, template.indices, template.indptr),
-                             shape=template.shape, copy=False)
-
-    def update(self, theta):
-        """Factor at θ; returns (log|L|² of the random effects, log|R_X|², r²)."""
-        b = self.blocks
-        k = len(self.sizes)
-        T = [factor_from_theta(theta[sl], s) for sl, (s, _) in zip(self.slices, self.sizes)]
-        self.diag, self.lower, self.border = [], {}, []
-        for j, (s, ell) in enumerate(self.sizes):
-            m = np.einsum("ba,lbc,cd->lad", T[j], b.diag[j], T[j])
-            m[:, np.arange(s), np.arange(s)] += 1.0
-            if self.nested[j]:
-                for l in range(j):
-                    m = _minus_gram_blocks(m, self.lower[j, l])
-                self.diag.append(BlockDiagonalFactor(m))
-            else:
-                dense = sla.block_diag(*m) if s > 1 else np.diag(m[:, 0, 0])
-                for l in range(j):
-                    Ljl = self.lower[j, l]
-                    if sp.issparse(Ljl):
-                        _gram_lower(dense, Ljl)
-                    else:
-                        dense -= Ljl @ Ljl.T
-                del m
-                self.diag.append(_DenseLower(dense))
-            for i in range(j + 1, k):
-                mij = self._scaled_pair(i, j, T)
-                for l in range(j):
-                    mij = _sub(mij, _prod_t(self.lower[i, l], self.lower[j, l]))
-                self.lower[i, j] = _rdiv_t(self.diag[j], mij)
-                del mij
-            bx = np.einsum("ba,lbc->lac", T[j], b.zxy[j].reshape(ell, s, -1))
-            bx = bx.reshape(ell * s, -1).T
-            for l in range(j):
-                bx = bx - _prod_t(self.border[l], self.lower[j, l])
-            self.border.append(_rdiv_t(self.diag[j], bx))
-        xx = b.xy - sum(Bx @ Bx.T for Bx in self.border)
-        self.LXX = np.linalg.cholesky(xx)
-        self.theta = np.array(theta, dtype=float)
-        p = b.k_fe
-        d = np.diagonal(self.LXX)
-        ld_L = sum(f.logdet2() for f in self.diag)
-        return ld_L, 2.0 * float(np.sum(np.log(d[:p]))), float(d[p] ** 2)
-
-    def solve(self):
-        """β̂ and the spherical modes û at the last θ (back-substitution; the y row
-        of L is the forward-solved right-hand side)."""
-        p = self.blocks.k_fe
-        RX = self.LXX[:p, :p]
-        beta = sla.solve_triangular(RX, self.LXX[p, :p], lower=True, trans="T")
-        k = len(self.sizes)
-        x = [None] * k
-        for j in reversed(range(k)):
-            t = self.border[j][p] - self.border[j][:p].T @ beta
-            for i in range(j + 1, k):
-                t = t - self.lower[i, j].T @ x[i]
-            x[j] = self.diag[j].solve_t(np.asarray(t).ravel())
-        return beta, np.concatenate(x)
-
-    def rx_inverse(self):
-        """R_X⁻¹ (lower triangular, R_X R_Xᵀ = the Schur complement onto β)."""
-        p = self.blocks.k_fe
-        return sla.solve_triangular(self.LXX[:p, :p], np.eye(p), lower=True)
-
-
 def lmm_blocks_criterion(factor, theta, reml=False):
     """The profiled −2 log-likelihood (ML) or REML criterion at θ (as
     :func:`lmm.lmm_criterion`)."""
@@ -493,6 +262,54 @@ def theta_scale(blocks):
     (``RandomEffects.theta_scale``, from the accumulated Σ z²)."""
     return theta_scale_from_rms([np.sqrt(sq / max(blocks.nobs, 1))
                                  for sq in blocks.z_squares])
+
+
+def moment_start(blocks):
+    """θ by the method of moments from the blocks (scalar terms), else None.
+
+    With e the weighted least-squares residuals of y on X alone, the residual
+    sum of squares and, per term j, Q_j = Σ_l v_l² / d_l (v_l = Σ w z e and
+    d_l = Σ w z² over the rows of level l) have expectations linear in σ² and
+    the σ_k² (Henderson's method III without the share of β̂, O(p) of n):
+
+        E Σ w e² ≈ n σ² + Σ_k σ_k² Σ_l d_l,
+        E Q_j    ≈ ell_j σ² + σ_j² Σ_l d_l + Σ_{k≠j} σ_k² Σ_{l,m} P_lm² / d_l,
+
+    P the pair block of terms j and k. Solved, θ_j = σ_j / σ: on large data
+    within a few per cent of the optimum, where lme4's identity start can be
+    far (each of the optimizer's steps is a dense Cholesky factorization).
+    """
+    if any(s != 1 for s, _ in blocks.sizes):
+        return None
+    p, k = blocks.k_fe, len(blocks.sizes)
+    xy = blocks.xy
+    try:
+        coef = np.append(-np.linalg.solve(xy[:p, :p], xy[:p, p]), 1.0)
+    except np.linalg.LinAlgError:
+        return None
+    d = [np.ravel(dg) for dg in blocks.diag]
+    inv = [np.divide(1.0, dj, out=np.zeros_like(dj), where=dj > 0) for dj in d]
+    A = np.zeros((k + 1, k + 1))
+    rhs = np.empty(k + 1)
+    A[0] = [blocks.nobs] + [dj.sum() for dj in d]
+    rhs[0] = coef @ xy @ coef
+    for j in range(k):
+        v = blocks.zxy[j] @ coef
+        A[j + 1, 0] = np.count_nonzero(d[j] > 0)
+        A[j + 1, j + 1] = d[j].sum()
+        rhs[j + 1] = v * v @ inv[j]
+    for (i, j), pb in blocks.pairs.items():
+        sq = pb.vals.reshape(-1) ** 2
+        A[i + 1, j + 1] = sq @ inv[i][pb.rows]
+        A[j + 1, i + 1] = sq @ inv[j][pb.cols]
+    try:
+        sol = np.linalg.solve(A, rhs)
+    except np.linalg.LinAlgError:
+        return None
+    if not (np.all(np.isfinite(sol)) and sol[0] > 0):
+        return None
+    # a zero estimate starts just inside the bound (the optimizer's steps)
+    return np.sqrt(np.maximum(sol[1:] / sol[0], 1e-4))
 
 
 @dataclass
@@ -530,10 +347,34 @@ class LmmBlocksFit:
     extra: dict = field(default_factory=dict)
 
 
+def _start_and_step(blocks, factor, ts, start):
+    """The optimizer's start and first steps (its scale: θ times ``ts``)."""
+    if isinstance(start, str) and start not in ("moments", "identity"):
+        raise ValueError(f"start must be 'moments', 'identity' or θ, not {start!r}")
+    step = np.full(ts.size, 0.2)
+    if isinstance(start, str) or start is None:
+        start = moment_start(blocks) if start in (None, "moments") else None
+        if start is None:
+            return factor.theta_start, step
+        # half the estimate's standard error (about θ_j / sqrt(2 ell_j)):
+        # BOBYQA's first steps then span the distance to the optimum, which
+        # lme4's 0.2 overshoots when the start is close (each step a dense
+        # factorization at 1e4 crossed levels). At 1e6-2e6 rows (1e4 x 1e3,
+        # 5e3 x 2e3, 2e4 x 2e3 levels; ftol 3e-5): 9-11 evaluations; 11-13 at
+        # the whole error, 11-12 at a quarter, 30-44 from lme4's start.
+        ell = np.array([e for _, e in blocks.sizes], dtype=float)
+        step = np.clip(start * ts / np.sqrt(8.0 * ell), 0.001, 0.2)
+    return np.asarray(start, float) * ts, step
+
+
+def _same_point(a, b):
+    return np.allclose(a, b, rtol=1e-13, atol=0.0)
+
+
 def fit_lmm_blocks(blocks, reml=False, optimizer="bobyqa", start=None, maxfun=10000,
                    boundary_tol=1e-5, observer=None):
     """Optimize the profiled criterion over θ, as :func:`lmm.fit_lmm` does
-    (same start, scale, bounds, optimizer and boundary check), from the blocks.
+    (same scale, bounds, optimizer and boundary check), from the blocks.
 
     Parameters
     ----------
@@ -541,8 +382,11 @@ def fit_lmm_blocks(blocks, reml=False, optimizer="bobyqa", start=None, maxfun=10
     reml : bool
     optimizer : str
         See :func:`optimizer_choice.minimize`.
-    start : array_like, optional
-        Starting θ (lme4's scale); default lme4's identity factors.
+    start : array_like or {"moments", "identity"}, optional
+        Starting θ (lme4's scale). "moments" (the default): :func:`moment_start`
+        when all terms are scalar, with first steps of half its standard
+        error; else, or with "identity", lme4's identity factors (the start of
+        :func:`lmm.fit_lmm`).
     maxfun : int
     boundary_tol : float
     observer : callable, optional
@@ -556,7 +400,7 @@ def fit_lmm_blocks(blocks, reml=False, optimizer="bobyqa", start=None, maxfun=10
 
     factor = LmmFactor(blocks)
     ts = theta_scale(blocks)
-    theta0 = factor.theta_start if start is None else np.asarray(start, float) * ts
+    theta0, step = _start_and_step(blocks, factor, ts, start)
     lower = factor.theta_lower
     nfev = [0]
     t0 = time.perf_counter()
@@ -564,9 +408,10 @@ def fit_lmm_blocks(blocks, reml=False, optimizer="bobyqa", start=None, maxfun=10
     last = [None, None]
 
     def criterion(t):
-        # the optimizer may ask for the same point twice (its start); at 1e4
-        # crossed levels an evaluation costs seconds, so the last one is kept
-        if last[0] is not None and np.array_equal(t, last[0]):
+        # the optimizer asks for its start twice (BOBYQA's rescaling moves it by
+        # an ulp); at 1e4 crossed levels an evaluation costs seconds, so the
+        # last one is kept and answers for the same point up to rounding
+        if last[0] is not None and _same_point(t, last[0]):
             return last[1]
         value = lmm_blocks_criterion(factor, t / ts, reml)
         last[0], last[1] = np.array(t, dtype=float), value
@@ -575,11 +420,13 @@ def fit_lmm_blocks(blocks, reml=False, optimizer="bobyqa", start=None, maxfun=10
             observer(nfev[0], t / ts, value)
         return value
 
-    opt = minimize(optimizer, criterion, theta0, lower, np.full(theta0.size, 0.2),
-                   maxeval=maxfun)
+    opt = minimize(optimizer, criterion, theta0, lower, step, maxeval=maxfun)
     theta = try_boundary(opt.x, lower, criterion, boundary_tol) / ts
-    value = lmm_blocks_criterion(factor, theta, reml)  # the factor at θ̂ for the solve
-    nfev[0] += 1
+    if _same_point(theta, factor.theta):
+        theta, value = factor.theta.copy(), last[1]
+    else:  # the factor at θ̂ for the solve
+        value = lmm_blocks_criterion(factor, theta, reml)
+        nfev[0] += 1
     beta, u = factor.solve()
     pwrss = float(np.diagonal(factor.LXX)[-1] ** 2)
     sigma2 = pwrss / (blocks.nobs - blocks.k_fe if reml else blocks.nobs)
