@@ -40,11 +40,20 @@ def glmer_partitioned(formula, data, family=None, nAGQ=1, weights=None, offset=N
         A :class:`~statsmodels_glmm.partitioned.results.PartitionedResults`.
     """
     from .dask_frame import partition_frame
+    from .executors import running_client
 
     estimate_alpha = fit_kwargs.pop("estimate_alpha", False)
+    cluster = client if client is not None else running_client()
+    if cluster is not None:
+        # the preprocessing passes (levels, transforms, complete cases, the
+        # collinearity check, the deal to partitions) then read the source once;
+        # the copy on the workers is released with the graph that builds the fit's
+        # partitions
+        data = cluster.persist(data)
     design, parts = partition_frame(formula, data, family=check_family(family),
                                     weights=weights, offset=offset, missing=missing,
                                     eval_env=eval_env, npartitions=npartitions,
                                     estimate_alpha=estimate_alpha, subset=subset)
     model = PartitionedModel(design, parts, client=client, n_jobs=n_jobs)
+    del data, parts  # the persisted source: no longer needed once the states exist
     return wrap(model.fit(nAGQ=nAGQ, start=start, **fit_kwargs))

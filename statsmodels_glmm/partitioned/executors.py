@@ -107,7 +107,7 @@ def make_executor(parts, design, client=None, n_jobs=1):
     objects and a client is running), else a :class:`LocalExecutor` (dask objects
     computed here with dask's default scheduler)."""
     if client is None and parts and _is_dask(parts[0]):
-        client = _running_client()
+        client = running_client()
         if client is None:
             import dask
 
@@ -121,7 +121,8 @@ def _is_dask(obj):
     return type(obj).__module__.startswith(("dask", "distributed"))
 
 
-def _running_client():
+def running_client():
+    """The running ``dask.distributed`` client, or None."""
     try:
         from distributed import get_client
     except ImportError:
