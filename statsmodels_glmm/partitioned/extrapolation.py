@@ -12,13 +12,18 @@ stored local modes with them, so nothing but the weights travels.
 The start only decides how many iterations PIRLS takes, never where it ends
 (its convergence rule is unchanged); far outside the points (large weights)
 the linear model is not trusted and the usual warm start is used.
+
+That warm start, the modes at another θ, is first carried to the new θ
+(:func:`rescaled_start`): a spherical mode u of a scalar term moves η by θ u,
+so keeping u where θ changes by half moves η by half the random effects, many
+PIRLS iterations from the new modes (the optimizer's first, wide moves).
 """
 
 import itertools
 
 import numpy as np
 
-__all__ = ["ModeTrail", "combine_stored"]
+__all__ = ["ModeTrail", "combine_stored", "rescaled_start", "scalar_terms"]
 
 # beyond this Σ|c_k| the new point lies far outside the last points, where the
 # linear model of the modes has no support
@@ -100,3 +105,43 @@ def combine_stored(stored, weights):
     if weights is None or any(tag not in stored for tag in weights):
         return None
     return sum(c * stored[tag] for tag, c in weights.items())
+
+
+def scalar_terms(slices, sizes, n_covs):
+    """The (θ slice, number of modes, whether scalar) of each term, in mode order,
+    as :func:`rescaled_start` reads them."""
+    return [(sl, n_re, n_cov == 1) for sl, n_re, n_cov in zip(slices, sizes, n_covs)]
+
+
+def rescaled_start(u, theta, theta_old, precision, terms):
+    """Modes ``u`` found at ``theta_old`` carried to ``theta``, per level of a
+    scalar term with θ and θ_old positive (other modes are kept).
+
+    A level's mode, with the working weights and the other modes held, is
+    u = θ r / (θ² s + 1) (r, s its weighted sums): with ρ = θ / θ_old and the
+    old diagonal of the precision d = θ_old² s + 1,
+    ``u' = u ρ d / (1 + ρ² (d − 1))``. It keeps θ u (so η) where the data
+    dominate the penalty (d large) and tends to 0 with θ.
+
+    Parameters
+    ----------
+    u : ndarray
+    theta, theta_old : ndarray
+        The new and the modes' θ (all terms).
+    precision : ndarray or None
+        d per mode, the diagonal of the precision at the modes (None: ``u`` is
+        returned).
+    terms : list
+        :func:`scalar_terms` of the modes' terms.
+    """
+    if theta_old is None or precision is None:
+        return u
+    ratio, start = np.ones(u.size), 0
+    for sl, n_re, scalar in terms:
+        old, new = np.ravel(theta_old)[sl], np.ravel(theta)[sl]
+        if scalar and old[0] > 0 and new[0] > 0:
+            ratio[start:start + n_re] = new[0] / old[0]
+        start += n_re
+    with np.errstate(all="ignore"):
+        moved = u * ratio * precision / (1.0 + ratio ** 2 * (precision - 1.0))
+    return np.where((ratio == 1.0) | ~np.isfinite(moved), u, moved)
