@@ -12,6 +12,7 @@ from statsmodels_glmm.partitioned.data import split_model
 from statsmodels_glmm.partitioned.extrapolation import (
     ModeTrail,
     combine_stored,
+    mode_scale,
     rescaled_start,
     scalar_terms,
 )
@@ -99,6 +100,9 @@ def test_rescaled_start():
     # θ towards 0: the modes towards 0
     tiny = rescaled_start(u, [1e-9] + list(new[1:]), old, np.full(5, 10.0), terms)
     assert np.all(np.abs(tiny[:2]) < 1e-6)
+    # the trail's scale: θ of a scalar term where positive, else 1 (β after the terms)
+    np.testing.assert_array_equal(mode_scale(new, terms, 7), [1, 1, 1, 1, 0.3, 1, 1])
+    np.testing.assert_array_equal(mode_scale(old, terms, 5), [0.5, 0.5, 1, 1, 1])
 
 
 @pytest.mark.parametrize("nAGQ", [0, 1])

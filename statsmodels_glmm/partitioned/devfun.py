@@ -25,7 +25,7 @@ import scipy.linalg as sla
 from ..devfun import DevianceFunction
 from ..pirls import PirlsError, converged, step_accepted
 from ..re_terms import theta_slices
-from .extrapolation import ModeTrail, rescaled_start, scalar_terms
+from .extrapolation import ModeTrail, mode_scale, rescaled_start, scalar_terms
 
 __all__ = ["PartitionedModes", "PartitionedDevianceFunction", "central_pirls"]
 
@@ -226,6 +226,8 @@ class PartitionedDevianceFunction(DevianceFunction):
             trail, v_trail = self._trail.plan(np.concatenate(point))
             if v_trail is None:  # the warm start carried to θ, as the partitions do
                 u0 = rescaled_start(u0, theta, *self._warm_at, self._terms)
+            else:  # the trail combines θ u (see extrapolation)
+                v_trail = v_trail / mode_scale(theta, self._terms, v_trail.size)
         if self.joint:
             # the local modes start, as u and β here, from the best evaluation so far
             warm = "promote" if self._promote else "best"
@@ -237,8 +239,8 @@ class PartitionedDevianceFunction(DevianceFunction):
             modes = central_pirls(ex, theta, disp, np.asarray(beta, dtype=float), v0, False,
                                   self.information, self.model.kernel_canonical, trail=trail)
         if trail is not None:
-            self._trail.record(np.concatenate([modes.u, modes.beta]) if self.joint
-                               else modes.u)
+            v = np.concatenate([modes.u, modes.beta]) if self.joint else modes.u
+            self._trail.record(v * mode_scale(theta, self._terms, v.size))
         return modes
 
     def approximation(self, modes, theta, disp, beta=None):

@@ -13,17 +13,21 @@ The start only decides how many iterations PIRLS takes, never where it ends
 (its convergence rule is unchanged); far outside the points (large weights)
 the linear model is not trusted and the usual warm start is used.
 
-That warm start, the modes at another θ, is first carried to the new θ
-(:func:`rescaled_start`): a spherical mode u of a scalar term moves η by θ u,
-so keeping u where θ changes by half moves η by half the random effects, many
-PIRLS iterations from the new modes (the optimizer's first, wide moves).
+A spherical mode u of a scalar term moves η by θ u, and where the data
+dominate the penalty it is θ u that stays put as θ changes, u ∝ 1/θ being far
+from affine in θ: the trail combines θ u (:func:`mode_scale`) and divides by
+the new θ. The usual warm start, the modes at another θ, is carried to the new
+θ alike (:func:`rescaled_start`); keeping u where θ changes by half would move η
+by half the random effects, many PIRLS iterations from the new modes (the
+optimizer's first, wide moves).
 """
 
 import itertools
 
 import numpy as np
 
-__all__ = ["ModeTrail", "combine_stored", "rescaled_start", "scalar_terms"]
+__all__ = ["ModeTrail", "combine_stored", "mode_scale", "rescaled_start",
+           "scalar_terms"]
 
 # beyond this Σ|c_k| the new point lies far outside the last points, where the
 # linear model of the modes has no support
@@ -136,12 +140,26 @@ def rescaled_start(u, theta, theta_old, precision, terms):
     """
     if theta_old is None or precision is None:
         return u
-    ratio, start = np.ones(u.size), 0
-    for sl, n_re, scalar in terms:
-        old, new = np.ravel(theta_old)[sl], np.ravel(theta)[sl]
-        if scalar and old[0] > 0 and new[0] > 0:
-            ratio[start:start + n_re] = new[0] / old[0]
-        start += n_re
     with np.errstate(all="ignore"):
+        ratio = _term_theta(theta, terms, u.size) / _term_theta(theta_old, terms, u.size)
         moved = u * ratio * precision / (1.0 + ratio ** 2 * (precision - 1.0))
     return np.where((ratio == 1.0) | ~np.isfinite(moved), u, moved)
+
+
+def mode_scale(theta, terms, size):
+    """Per mode, θ of its term where the term is scalar and θ positive, else 1
+    (also for the modes after the terms', β): the trail stores modes times it
+    and divides its combination by it at the new θ."""
+    scale = _term_theta(theta, terms, size)
+    return np.where(np.isnan(scale), 1.0, scale)
+
+
+def _term_theta(theta, terms, size):
+    """θ of each mode's scalar term (NaN where θ ≤ 0), 1 for the other modes."""
+    out, start = np.ones(size), 0
+    for sl, n_re, scalar in terms:
+        if scalar:
+            t = np.ravel(theta)[sl][0]
+            out[start:start + n_re] = t if t > 0 else np.nan
+        start += n_re
+    return out

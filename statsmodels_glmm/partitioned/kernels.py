@@ -37,7 +37,7 @@ from ..re_terms import RandomEffects, RandomEffectsTerm, factor_from_theta, thet
 from ..response import Response
 from ..stages import start_working_response
 from . import sparse_schur
-from .extrapolation import combine_stored, rescaled_start, scalar_terms
+from .extrapolation import combine_stored, mode_scale, rescaled_start, scalar_terms
 
 __all__ = ["PartitionState", "call"]
 
@@ -158,7 +158,7 @@ class PartitionState:
             self.best_u, self._best_at = self.warm_u, self._warm_at
         start, at = (self.best_u, self._best_at) if warm != "last" else (
             self.warm_u, self._warm_at)
-        combined = self._from_trail(trail)
+        combined = self._from_trail(trail, theta)
         start = rescaled_start(start, theta, *at, self._terms) if combined is None \
             else combined
         self._setup = (theta, disp, beta, joint, information)
@@ -199,11 +199,12 @@ class PartitionState:
             self._warm_at = (self._setup[0], self._precision(self._trial[2]))
             self._trial = self._base = None
             if self._tag is not None:
-                self._stored[self._tag] = self.warm_u
+                self._stored[self._tag] = self.warm_u * mode_scale(
+                    self._setup[0], self._terms, self.n_local)
         self._tag = None
 
-    def _from_trail(self, trail):
-        """The start extrapolated from the stored modes (see
+    def _from_trail(self, trail, theta):
+        """The start at ``theta`` extrapolated from the stored modes (see
         :mod:`.extrapolation`), else None; keeps only the modes the driver may
         still combine."""
         if trail is None:
@@ -212,7 +213,9 @@ class PartitionState:
         if owner != self._owner:
             self._owner, self._stored = owner, {}
         self._stored = {t: self._stored[t] for t in keep if t in self._stored}
-        return combine_stored(self._stored, weights)
+        combined = combine_stored(self._stored, weights)
+        return None if combined is None else combined / mode_scale(theta, self._terms,
+                                                                  self.n_local)
 
     def _precision(self, cache):
         """Diagonal of the local precision Λ'Z'WZΛ + I at an evaluation, where it
