@@ -47,6 +47,28 @@ def test_far_points_keep_the_usual_start():
     assert trail.plan(np.array([50.0, 50.0]))[1] is None
 
 
+def test_finite_difference_points_are_reached():
+    """A finite-difference Hessian's diagonal moves leave the span of the last
+    d + 1 points; the older points kept reach them, exactly for affine modes."""
+    from statsmodels_glmm.derivatives import numerical_hessian
+
+    trail = ModeTrail()
+    M = np.random.default_rng(1).standard_normal((3, 4))
+    found = []
+
+    def evaluate(x):
+        message, v0 = trail.plan(x)
+        if v0 is not None:
+            np.testing.assert_allclose(v0, M @ x, atol=1e-10)
+            assert sum(abs(c) for c in message[3].values()) <= extrapolation.MAX_WEIGHT
+        found.append(v0 is not None)
+        trail.record(M @ x)
+        return float(x @ x)
+
+    numerical_hessian(evaluate, np.array([0.5, 0.4, 0.2, 0.3]))
+    assert all(found[5:])  # all but the first d + 1 points
+
+
 def test_combine_stored():
     stored = {1: np.ones(3), 2: np.arange(3.0)}
     np.testing.assert_allclose(combine_stored(stored, {1: 2.0, 2: -1.0}), [2.0, 1.0, 0.0])

@@ -32,13 +32,17 @@ __all__ = ["ModeTrail", "combine_stored", "mode_scale", "rescaled_start",
 # beyond this Σ|c_k| the new point lies far outside the last points, where the
 # linear model of the modes has no support
 MAX_WEIGHT = 4.0
+# points kept, in multiples of d + 1: where the last d + 1 do not support the
+# new point (a finite-difference Hessian moves along other axes), older ones may
+HISTORY = 3
 
 _OWNERS = itertools.count()
 
 
 class ModeTrail:
-    """The points and central modes of a deviance function's last d + 1
-    evaluations (d parameters, the size of the first point)."""
+    """The points and central modes of a deviance function's last evaluations:
+    the last d + 1 (d parameters, the size of the first point) interpolate, and
+    ``HISTORY`` times as many serve where those do not support a point."""
 
     def __init__(self):
         self.owner = next(_OWNERS)  # the partitions keep one owner's modes
@@ -73,15 +77,26 @@ class ModeTrail:
         self.tags.append(tag)
         self.points.append(point)
         self.central.append(np.asarray(central, dtype=float))
-        del self.tags[:-self.size], self.points[:-self.size], self.central[:-self.size]
+        keep = self.size * HISTORY
+        del self.tags[:-keep], self.points[:-keep], self.central[:-keep]
 
     def _weights(self, point):
-        """The affine weights reproducing ``point`` from the last points, over
-        the parameters that move (a fixed one, e.g. θ at its bound, must equal
-        theirs); None when the trail is too short or the system degenerate."""
+        """The affine weights reproducing ``point`` from the last d + 1 points
+        (:meth:`_interpolate`), else from all kept ones (:meth:`_nearest`); for
+        the last ``weights.size`` points. None where neither applies."""
         if not self.points:
             return None
         P = np.array(self.points)
+        weights = self._interpolate(P[-self.size:], point)
+        if weights is None and len(P) > self.size:
+            weights = self._nearest(P, point)
+        return weights
+
+    @staticmethod
+    def _interpolate(P, point):
+        """The affine weights reproducing ``point`` from the last points ``P``,
+        over the parameters that move (a fixed one, e.g. θ at its bound, must
+        equal theirs); None when too few or the system degenerate."""
         moving = np.ptp(P, axis=0) > 0
         if np.any(point[~moving] != P[-1, ~moving]):
             return None
@@ -100,6 +115,30 @@ class ModeTrail:
         except np.linalg.LinAlgError:
             return None
         if not np.all(np.isfinite(weights)) or np.sum(np.abs(weights)) > MAX_WEIGHT:
+            return None
+        return weights
+
+    @staticmethod
+    def _nearest(P, point):
+        """Affine weights over all points ``P`` reproducing ``point``, least
+        Σ d_k² c_k² (d_k the scaled distance of point k: the first-order error
+        grows with it), from the moving parameters; None where they do not
+        reach ``point`` or are large."""
+        moving = np.ptp(P, axis=0) > 0
+        if np.any(point[~moving] != P[-1, ~moving]) or not np.any(moving):
+            return None
+        offsets = (P[:, moving] - point[moving]) / np.ptp(P[:, moving], axis=0)
+        dist2 = np.sum(offsets ** 2, axis=1)
+        if np.any(dist2 == 0):
+            return None  # a point evaluated before: its modes are the usual warm start
+        A = np.vstack([offsets.T, np.ones(len(P))])
+        b = np.append(np.zeros(offsets.shape[1]), 1.0)
+        try:
+            weights = (A / dist2).T @ np.linalg.solve((A / dist2) @ A.T, b)
+        except np.linalg.LinAlgError:
+            return None
+        if (not np.all(np.isfinite(weights)) or np.sum(np.abs(weights)) > MAX_WEIGHT
+                or not np.allclose(A @ weights, b, rtol=0.0, atol=1e-8)):
             return None
         return weights
 
