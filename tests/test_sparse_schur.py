@@ -145,3 +145,19 @@ def test_decrement_predicts_the_decrease(monkeypatch):
     before = devfun._total(pieces, v, v.size)
     after = devfun._total(ex.map("central_step", v_new), v_new, v.size)
     assert before - after == pytest.approx(decrement, rel=1e-3)
+
+
+def test_partitions_side_by_side_with_single_threaded_kernels():
+    """n_jobs=2: the partitions in two threads, each kernel on one thread, the
+    same deviance as one after the other."""
+    model = GLMM.from_formula(FORMULAS[0], simulate_crossed(), family=sm.families.Poisson())
+    theta, beta = _point(model)
+    params = np.concatenate([theta, beta])
+    threaded = PartitionedModel(*split_model(model, 2), n_jobs=2)
+    value = threaded.deviance_function(1)(params)
+    assert value == pytest.approx(model.deviance_function(1)(params), rel=REL)
+    if compiled.available():
+        import numba
+
+        pool = threaded.executor._pool
+        assert all(pool.submit(numba.get_num_threads).result() == 1 for _ in range(4))

@@ -14,6 +14,7 @@ kernel method on all of them: one *round*. It counts rounds (a fit's
 
 from concurrent.futures import ThreadPoolExecutor
 
+from .. import compiled
 from .kernels import PartitionState, call
 
 __all__ = ["LocalExecutor", "DaskExecutor", "make_executor"]
@@ -40,7 +41,9 @@ class LocalExecutor(_Executor):
     def __init__(self, parts, design, n_jobs=1):
         self.states = [PartitionState(part, design) for part in parts]
         self.n_jobs = int(n_jobs)
-        self._pool = ThreadPoolExecutor(self.n_jobs) if self.n_jobs > 1 else None
+        # the partitions side by side, each with single-threaded kernels
+        self._pool = ThreadPoolExecutor(self.n_jobs, initializer=compiled.one_thread) \
+            if self.n_jobs > 1 else None
         self._init_central(design)
 
     def map(self, method, *args):
