@@ -24,7 +24,8 @@ import scipy.linalg as sla
 
 from ..devfun import DevianceFunction
 from ..pirls import PirlsError, converged, step_accepted
-from .extrapolation import ModeTrail
+from ..re_terms import theta_slices
+from .extrapolation import ModeTrail, mode_scale, rescaled_start, scalar_terms
 
 __all__ = ["PartitionedModes", "PartitionedDevianceFunction", "central_pirls"]
 
@@ -43,6 +44,7 @@ class PartitionedModes:
     logdet: float
     iterations: int
     schur: np.ndarray = None
+    theta: np.ndarray = None
 
     @property
     def penalized_deviance(self):
@@ -152,7 +154,7 @@ def central_pirls(executor, theta, disp, beta, v0, joint, information, canonical
                              "not positive definite") from None
         logdet += 2.0 * float(np.sum(np.log(np.diagonal(Lc))))
     return PartitionedModes(v[:q_c], v[q_c:] if joint else beta, pdev, logdet, iterations,
-                            S)
+                            S, np.array(theta, dtype=float))
 
 
 class PartitionedDevianceFunction(DevianceFunction):
@@ -192,10 +194,20 @@ class PartitionedDevianceFunction(DevianceFunction):
         self._promote = True
         self.nfev = 0
         self._trail = ModeTrail()
+        terms = model.design.terms
+        slices = theta_slices([t.n_theta for t in terms])
+        central = model.design.central_terms
+        self._terms = scalar_terms([slices[j] for j in central],
+                                   [terms[j].n_re for j in central],
+                                   [terms[j].n_cov for j in central])
+        self._warm_at = (None, None)  # (θ, diagonal of the precision) at warm_u
 
     def update_warm_start(self, modes, value):
         # the partitions learn in the next round whether their last modes are the best
         self._promote = super().update_warm_start(modes, value)
+        if self.warm_u is modes.u and getattr(modes, "schur", None) is not None:
+            q_c = self.executor.n_central_re
+            self._warm_at = (modes.theta, np.diagonal(modes.schur)[:q_c].copy())
         return self._promote
 
     def modes(self, theta, disp, beta=None, u0=None):
@@ -212,6 +224,10 @@ class PartitionedDevianceFunction(DevianceFunction):
             point = [theta, [] if disp is None else np.ravel(disp),
                      [] if self.joint else beta]
             trail, v_trail = self._trail.plan(np.concatenate(point))
+            if v_trail is None:  # the warm start carried to θ, as the partitions do
+                u0 = rescaled_start(u0, theta, *self._warm_at, self._terms)
+            else:  # the trail combines θ u (see extrapolation)
+                v_trail = v_trail / mode_scale(theta, self._terms, v_trail.size)
         if self.joint:
             # the local modes start, as u and β here, from the best evaluation so far
             warm = "promote" if self._promote else "best"
@@ -223,8 +239,8 @@ class PartitionedDevianceFunction(DevianceFunction):
             modes = central_pirls(ex, theta, disp, np.asarray(beta, dtype=float), v0, False,
                                   self.information, self.model.kernel_canonical, trail=trail)
         if trail is not None:
-            self._trail.record(np.concatenate([modes.u, modes.beta]) if self.joint
-                               else modes.u)
+            v = np.concatenate([modes.u, modes.beta]) if self.joint else modes.u
+            self._trail.record(v * mode_scale(theta, self._terms, v.size))
         return modes
 
     def approximation(self, modes, theta, disp, beta=None):

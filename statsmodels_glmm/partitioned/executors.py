@@ -41,7 +41,9 @@ class LocalExecutor(_Executor):
     def __init__(self, parts, design, n_jobs=1):
         self.states = [PartitionState(part, design) for part in parts]
         self.n_jobs = int(n_jobs)
-        self._pool = ThreadPoolExecutor(self.n_jobs) if self.n_jobs > 1 else None
+        # the partitions side by side, each with single-threaded kernels
+        self._pool = (ThreadPoolExecutor(self.n_jobs, initializer=compiled.limit_threads,
+                                         initargs=(1,)) if self.n_jobs > 1 else None)
         self._init_central(design)
 
     def map(self, method, *args):

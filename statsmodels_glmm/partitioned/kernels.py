@@ -37,7 +37,7 @@ from ..re_terms import RandomEffects, RandomEffectsTerm, factor_from_theta, thet
 from ..response import Response
 from ..stages import start_working_response
 from . import sparse_schur
-from .extrapolation import combine_stored
+from .extrapolation import combine_stored, mode_scale, rescaled_start, scalar_terms
 
 __all__ = ["PartitionState", "call"]
 
@@ -98,8 +98,12 @@ class PartitionState:
         self.re = RandomEffects(terms, sort=False) if terms else None
         self.system = PenalizedSystem(self.re) if terms else None
         self.n_local = self.re.n_re if terms else 0
+        self._terms = scalar_terms([self.slices[j] for j in self.local],
+                                   [t.n_re for t in terms], [t.n_cov for t in terms])
         self.warm_u = np.zeros(self.n_local)
         self.best_u = None
+        # (θ, diagonal of the precision) at warm_u and best_u (rescaled_start)
+        self._warm_at = self._best_at = (None, None)
         self._base = self._trial = self._fused = None
         self._fast = {}  # sparse_schur.ScalarLocalSchur by "X among the central columns"
         # local modes of the driver's last evaluations by trail tag (extrapolation)
@@ -133,7 +137,7 @@ class PartitionState:
         scaled = self._scaled_local(theta)
         modes = pirls(self.response, self.re, self.system, scaled, fixed, self.warm_u, disp,
                       beta=beta, information=information)
-        self.warm_u = modes.u
+        self.warm_u, self._warm_at = modes.u, (None, None)
         if nAGQ <= 1:
             return modes.laplace()
         return agq_deviance(self.response, self.re, scaled, fixed, modes, nAGQ, disp)
@@ -151,9 +155,12 @@ class PartitionState:
         the warm start by the extrapolation of the stored modes."""
         self._settle()
         if warm == "promote" or self.best_u is None:
-            self.best_u = self.warm_u
-        start = self.best_u if warm != "last" else self.warm_u
-        start = self._from_trail(trail, start)
+            self.best_u, self._best_at = self.warm_u, self._warm_at
+        start, at = (self.best_u, self._best_at) if warm != "last" else (
+            self.warm_u, self._warm_at)
+        combined = self._from_trail(trail, theta)
+        start = rescaled_start(start, theta, *at, self._terms) if combined is None \
+            else combined
         self._setup = (theta, disp, beta, joint, information)
         self._scaled = self._scaled_local(theta)
         self._C = self._central_design(theta, joint)
@@ -189,23 +196,37 @@ class PartitionState:
         a round per evaluation), and are stored under the evaluation's trail tag."""
         if self._trial is not None:
             self.warm_u = self._trial[1]
+            self._warm_at = (self._setup[0], self._precision(self._trial[2]))
             self._trial = self._base = None
             if self._tag is not None:
-                self._stored[self._tag] = self.warm_u
+                self._stored[self._tag] = self.warm_u * mode_scale(
+                    self._setup[0], self._terms, self.n_local)
         self._tag = None
 
-    def _from_trail(self, trail, start):
-        """The start extrapolated from the stored modes (see
-        :mod:`.extrapolation`), else ``start``; keeps only the modes the driver
-        may still combine."""
+    def _from_trail(self, trail, theta):
+        """The start at ``theta`` extrapolated from the stored modes (see
+        :mod:`.extrapolation`), else None; keeps only the modes the driver may
+        still combine."""
         if trail is None:
-            return start
+            return None
         owner, self._tag, keep, weights = trail
         if owner != self._owner:
             self._owner, self._stored = owner, {}
         self._stored = {t: self._stored[t] for t in keep if t in self._stored}
         combined = combine_stored(self._stored, weights)
-        return start if combined is None else combined
+        return None if combined is None else combined / mode_scale(theta, self._terms,
+                                                                  self.n_local)
+
+    def _precision(self, cache):
+        """Diagonal of the local precision Λ'Z'WZΛ + I at an evaluation, where it
+        is diagonal (one scalar local term), else None."""
+        if cache is None or cache[0] is None:
+            return None
+        if cache[0] == "fused":
+            return cache[3]
+        if len(self.re.terms) != 1 or self.re.terms[0].n_cov != 1:
+            return None
+        return cache[0].diag[0].L[:, 0, 0] ** 2
 
     def central_finish(self):
         """Pieces at the modes with the information the Laplace approximation
@@ -437,6 +458,7 @@ class PartitionState:
             pieces.append(u[offsets[j]:offsets[j + 1]][idx])
         self._trial = self._base = None
         self.warm_u = np.concatenate(pieces) if pieces else np.empty(0)
+        self._warm_at = (None, None)
 
     def local_modes(self):
         """(global level codes per local term, the local modes) for ranef()."""
