@@ -26,7 +26,7 @@ from . import compiled
 from .blocked_cholesky import BlockedCholesky
 from .chunked import CHUNK_ROWS
 from .families.binomial import _FUSED_ETA_MAX
-from .pirls import PirlsError, converged, step_accepted
+from .pirls import PirlsError, converged, largest_step, step_accepted
 
 __all__ = ["FusedPirlsResult", "JointPass", "applies", "fused_joint_pirls", "fused_pirls",
            "joint_factor"]
@@ -115,9 +115,7 @@ def _newton(evaluate, solve, u, b, tol, step_tol, maxit, max_halvings):
             b_new = None if b is None else 0.5 * (b + b_new)
         else:
             raise PirlsError("PIRLS step-halvings failed to reduce the penalized deviance")
-        step = float(np.max(np.abs(u_new - u), initial=0.0))
-        if b is not None:
-            step = max(step, float(np.max(np.abs(b_new - b), initial=0.0)))
+        step = largest_step(u_new, u, b_new, b)
         change = pdev - pdev_new
         u, b, pdev = u_new, b_new, pdev_new
         done, stalls = converged(change, pdev, step, stalls, tol, step_tol)
@@ -201,10 +199,12 @@ class JointPass:
         """The blocked factor of the system at the last evaluation (LinAlgError
         when X'WX is numerically singular)."""
         d, _, zwx, xwx, _ = self.system()
-        return BlockedCholesky([d.reshape(-1, 1, 1), xwx], {(1, 0): np.ascontiguousarray(zwx.T)})
+        return _joint_factor(d, zwx, xwx)
 
-    def rhs(self):
-        return [self.r.sum(axis=0), self.rx.sum(axis=0)]
+
+def _joint_factor(d, zwx, xwx):
+    """The blocked factor of [[D, Z'WX], [X'WZ, X'WX]] for a diagonal D."""
+    return BlockedCholesky([d.reshape(-1, 1, 1), xwx], {(1, 0): np.ascontiguousarray(zwx.T)})
 
 
 def fused_joint_pirls(response, random_effects, scaled, offset, X, u0, beta0, tol=1e-12,
@@ -222,11 +222,12 @@ def fused_joint_pirls(response, random_effects, scaled, offset, X, u0, beta0, to
     system = JointPass(response, random_effects, scaled, offset, X)
 
     def solve():
+        d, r, zwx, xwx, rx = system.system()
         try:
-            factor = system.factor()
+            factor = _joint_factor(d, zwx, xwx)
         except np.linalg.LinAlgError:
             return None
-        u_new, b_new = factor.solve(system.rhs())
+        u_new, b_new = factor.solve([r, rx])
         return u_new, b_new, factor.leading(1)
 
     out = _newton(lambda u, b: system.evaluate(u, system.X @ b), solve,

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PirlsError", "PirlsResult", "converged", "damped_factor", "pirls", "step_accepted"]
+__all__ = ["PirlsError", "PirlsResult", "converged", "damped_factor", "largest_step", "pirls",
+           "step_accepted"]
 
 
 class PirlsError(RuntimeError):
@@ -210,7 +211,7 @@ def pirls(response, re, system, scaled, offset, u0, phi=1.0, X=None, beta0=None,
                 "PIRLS step-halvings failed to reduce the penalized deviance"
             )
         change = pdev - pdev_n
-        step = _largest_step(u_new, u, b_new, b)
+        step = largest_step(u_new, u, b_new, b)
         u, b, fixed = u_new, b_new, fixed_new
         eta, mu, neg2ll, pdev = eta_n, mu_n, neg2ll_n, pdev_n
         done, stalls = converged(change, pdev, step, stalls, tol, step_tol)
@@ -248,7 +249,7 @@ def converged(change, pdev, step, stalls, tol, step_tol):
     return (flat and step <= step_tol) or stalls >= 4, stalls
 
 
-def _largest_step(u_new, u, b_new=None, b=None):
+def largest_step(u_new, u, b_new=None, b=None):
     """The largest change of u (and of β, when given)."""
     step = np.max(np.abs(u_new - u), initial=0.0)
     if b_new is not None:

@@ -83,10 +83,9 @@ class Response:
             raise ValueError(f"offset has length {self.offset.size}, expected {n}")
         self.y, self.trials = self._proportions(y, endog_name)
         if prior_weights is None and y.ndim == 1:
-            # unit trials and weights: one read-only vector of ones serves as the
-            # trials, the prior weights and their product (n floats, not 3 n)
+            # unit trials and weights: one read-only broadcast of ones serves as the
+            # trials, the prior weights and their product
             self.prior_weights = self.trials
-            self.trials.flags.writeable = False
         self.weights = (self.trials if self.prior_weights is self.trials
                         else self.trials * self.prior_weights)
         self.kernel = kernel_for(self.family, self, estimate_alpha=estimate_alpha)
