@@ -130,3 +130,17 @@ def test_partitioned_joint_stage_on_the_fused_pass(bernoulli, monkeypatch, enabl
     for theta in ([0.9], [0.4]):
         assert partitioned.deviance_function(0)(np.array(theta)) == pytest.approx(
             model.deviance_function(0)(np.array(theta)), rel=1e-10)
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + offset(np.log(t)) + (1 | g)", "yb ~ x + (1 | g)",
+                                     "yi ~ x + (1 | g)"])
+def test_offsets_and_response_dtypes_equal_general_path(bernoulli, monkeypatch, formula):
+    data = bernoulli.assign(t=np.exp(np.random.default_rng(1).normal(0, .3, len(bernoulli))),
+                            yb=bernoulli["y"].astype(bool), yi=bernoulli["y"].astype(np.int8))
+    fits = {}
+    for enabled in (False, True):
+        monkeypatch.setattr(compiled, "ENABLED", enabled)
+        fits[enabled] = glmer(formula, data, family=sm.families.Binomial())
+    assert isinstance(fits[True].fit_record.modes, fused_pirls.FusedPirlsResult)
+    assert fits[True].llf == pytest.approx(fits[False].llf, abs=1e-6)
+    np.testing.assert_allclose(fits[True].params, fits[False].params, atol=1e-6)
